@@ -1,0 +1,1 @@
+"""data faults. (Placeholder until this family is written.)"""

@@ -1,0 +1,1 @@
+"""network faults. (Placeholder until this family is written.)"""

@@ -1,0 +1,1 @@
+"""resources faults. (Placeholder until this family is written.)"""

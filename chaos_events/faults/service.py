@@ -1,0 +1,1 @@
+"""service faults. (Placeholder until this family is written.)"""

@@ -1,0 +1,30 @@
+"""Fixtures shared by every suite. The demo platform fixtures start real processes and stop them by pid."""
+from __future__ import annotations
+
+import pytest
+
+from tests.helpers import ROOT  # noqa: F401
+
+
+@pytest.fixture(scope="session")
+def demo_platform(tmp_path_factory):
+    """One demo platform (broker, API, consumer, proxies) shared by the tests that only read from it."""
+    from demo.supervisor import start_platform
+
+    platform = start_platform(tmp_path_factory.mktemp("demo-run"))
+    try:
+        yield platform
+    finally:
+        platform.stop()
+
+
+@pytest.fixture
+def fresh_platform(tmp_path):
+    """A demo platform of the test's own, for tests that break it."""
+    from demo.supervisor import start_platform
+
+    platform = start_platform(tmp_path / "demo-run")
+    try:
+        yield platform
+    finally:
+        platform.stop()

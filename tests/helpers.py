@@ -1,0 +1,100 @@
+"""Shared test helpers: free ports, real-part requirements, and a bounded Locust subprocess.
+
+Every process started here is ended by its pid, even when the test fails.
+"""
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+VENV_BIN = Path(sys.executable).parent
+LOCUST = str(VENV_BIN / "locust")
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that nothing listens on right now."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def require(part: str, available: bool, why: str) -> None:
+    """Skip on a laptop that lacks `part`; fail in CI (CHAOS_REQUIRE_REAL_PARTS=1), where it must run."""
+    if available:
+        return
+    message = f"needs {part}: {why}"
+    if os.environ.get("CHAOS_REQUIRE_REAL_PARTS") == "1":
+        pytest.fail(message + " (CHAOS_REQUIRE_REAL_PARTS=1: real parts are mandatory here)")
+    pytest.skip(message)
+
+
+def docker_available() -> bool:
+    if not shutil.which("docker"):
+        return False
+    return subprocess.run(["docker", "info"], capture_output=True, timeout=20).returncode == 0
+
+
+def require_docker() -> None:
+    require("Docker", docker_available(), "no Docker engine answers `docker info`")
+
+
+def require_prometheus() -> None:
+    require("Prometheus", bool(shutil.which("prometheus") and shutil.which("promtool")), "prometheus/promtool not on PATH (apt-get install prometheus)")
+
+
+def require_chromium() -> None:
+    require("Chromium", bool(shutil.which("chromium")), "chromium not on PATH (apt-get install chromium)")
+
+
+@dataclass
+class LocustRun:
+    returncode: int
+    stdout: str
+    stderr: str
+
+    @property
+    def output(self) -> str:
+        return self.stdout + self.stderr
+
+
+def run_locust(args: list[str], timeout: float = 120, env: dict | None = None, cwd: Path = ROOT) -> LocustRun:
+    """Run `locust ARGS` to completion; on timeout, end it (and its group) by pid and fail the test."""
+    full_env = {**os.environ, "PYTHONUNBUFFERED": "1", **(env or {})}
+    proc = subprocess.Popen([LOCUST, *args], cwd=cwd, env=full_env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True, start_new_session=True)
+    try:
+        out, err = proc.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        stop_group(proc)
+        out, err = proc.communicate()
+        pytest.fail(f"locust did not finish within {timeout}s\nstdout:\n{out[-4000:]}\nstderr:\n{err[-4000:]}")
+    return LocustRun(proc.returncode, out, err)
+
+
+def stop_group(proc: subprocess.Popen, grace: float = 10.0) -> None:
+    """SIGTERM the process group we started (by its leader's pid), then SIGKILL after `grace`."""
+    if proc.poll() is not None:
+        return
+    try:
+        os.killpg(proc.pid, signal.SIGTERM)
+    except ProcessLookupError:
+        return
+    deadline = time.monotonic() + grace
+    while proc.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.05)
+    if proc.poll() is None:
+        try:
+            os.killpg(proc.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+        proc.wait(timeout=10)
