@@ -1,14 +1,334 @@
-"""All Locust event wiring, and nothing else. The only module (with users.py) that imports locust.
+"""All Locust event wiring, and nothing else. With users.py, the only module that imports locust.
 
-(Skeleton: options only; the full wiring lands with the integration work.)
+Roles: on the master or local runner a ChaosSession runs the timeline, probes, exporter and verdict; on workers (and
+the local runner) a Recorder counts requests and a BadTrafficSender sends the data faults' bad payloads. Workers ship
+request windows and ledger acks as deltas in report_to_master; the master merges them in worker_report.
+
+Exit codes (ARCHITECTURE section 4) with a scenario active: 0 every SLO held, 3 one broke, 2 bad input or harness
+error, 4 a fault could not be reverted. They are set in `quitting`, which on the master sees every final worker report.
 """
 from __future__ import annotations
 
-from locust import events
+import atexit
+import logging
+import os
+import sys
+from typing import Any
 
+import gevent
+from locust import events
+from locust.runners import STATE_STOPPED, MasterRunner, WorkerRunner
+
+from .acks import process_ledger
+from .backends.bad_traffic import BadTrafficSender
+from .errors import ChaosError, PlanError
+from .observe.recorder import Recorder
 from .options import add_options
+from .plan import Plan, SloMetric, load_plan
+from .record import Record
+from .safety import check_environment, check_host
+from .session import ChaosSession, LoadHooks, SessionOptions
+
+logger = logging.getLogger("chaos_events")
+
+FINAL_REPORT_WAIT_S = 2.0   # master: time for workers' last report_to_master after a stop
+BAD_TRAFFIC_MESSAGES = ("chaos_bad_traffic", "chaos_bad_traffic_stop", "chaos_bad_traffic_stop_all")
+
+
+class _Harness:
+    """Per-process wiring state. `recorder` is what the request listener writes to (hot path)."""
+
+    session: ChaosSession | None = None
+    recorder: Recorder | None = None
+    sender: BadTrafficSender | None = None
+    exporter: Any = None
+    environment: Any = None
+    plan_source: str = ""
+
+
+_h = _Harness()
+
+
+def _say(line: str) -> None:
+    print(line, flush=True)
+
+
+def _fail_input(message: str) -> None:
+    """Bad input: a clear message and exit 2 before any load or fault starts. SystemExit passes Locust's hook guard."""
+    sys.stderr.write(f"chaos-events: {message}\n")
+    sys.stderr.flush()
+    sys.exit(2)
+
+
+def load_scenario(path: str, extra_allowed: str) -> Plan:
+    """Load and validate a scenario for this run; raises PlanError."""
+    allowed = tuple(a.strip() for a in extra_allowed.split(",") if a.strip())
+    return load_plan(path, extra_allowed=allowed)
 
 
 @events.init_command_line_parser.add_listener
 def _add_options(parser, **_kwargs):
     add_options(parser)
+
+
+@events.init.add_listener
+def _on_init(environment, runner=None, web_ui=None, **_kwargs):
+    options = environment.parsed_options
+    if options is None or runner is None:
+        return  # used as a library without Locust's command line: nothing to wire
+    _h.environment = environment
+    _wire_bad_traffic(environment, runner)
+    environment.events.request.add_listener(_on_request)
+    if isinstance(runner, WorkerRunner):
+        _h.recorder = Recorder(Record(run_id="worker", scenario="", start_wall=0.0))
+        environment.events.report_to_master.add_listener(_on_report_to_master)
+        return
+
+    plan = None
+    try:
+        check_environment(os.environ)
+        if options.chaos_plan:
+            plan = load_scenario(options.chaos_plan, options.chaos_allow)
+            _h.plan_source = options.chaos_plan
+            settings_hosts = plan.settings.allowed_hosts
+            if environment.host:
+                check_host(environment.host, settings_hosts + _extra_hosts(options.chaos_allow))
+    except PlanError as exc:
+        _fail_input(f"invalid scenario:\n{exc}")
+    except ChaosError as exc:
+        _fail_input(str(exc))
+
+    session = ChaosSession(plan, _session_options(environment), _load_hooks(environment, runner))
+    _h.session = session
+    _h.recorder = session.recorder
+    if isinstance(runner, MasterRunner):
+        environment.events.worker_report.add_listener(_on_worker_report)
+    if plan is not None and options.chaos_dry_run:
+        _say(_timeline_text(plan))
+    _start_exporter(environment, session)
+    if web_ui is not None:
+        from .webui import install_chaos_tab
+        install_chaos_tab(web_ui, environment, lambda: _h.session, _reload_plan_from_options, abort=_abort_chaos)
+    atexit.register(_emergency_revert)
+
+
+def _extra_hosts(extra_allowed: str) -> tuple[str, ...]:
+    return tuple(a.strip() for a in extra_allowed.split(",") if a.strip())
+
+
+def _session_options(environment) -> SessionOptions:
+    options = environment.parsed_options
+    return SessionOptions(
+        report_dir=options.chaos_report_dir,
+        journal_path=options.chaos_journal,
+        dry_run=options.chaos_dry_run,
+        headless=bool(options.headless),
+        watchdog=not options.chaos_no_watchdog,
+        prometheus_url=options.chaos_prometheus_url,
+        kafka_bootstrap=options.kafka_bootstrap,
+        kafka_topic=options.kafka_topic,
+        host=environment.host or "",
+    )
+
+
+def _load_hooks(environment, runner) -> LoadHooks:
+    def broadcast(kind: str, data: dict) -> None:
+        if isinstance(runner, MasterRunner):
+            payload = dict(data)
+            if kind == "chaos_bad_traffic":  # the rate is for the whole load, split across workers
+                payload["rate_per_s"] = float(data.get("rate_per_s", 0)) / max(1, runner.worker_count)
+            runner.send_message(kind, payload)
+        else:
+            _handle_bad_traffic_message(kind, data)
+
+    def spawn(fn, *args):
+        greenlet = gevent.spawn(fn, *args)
+        greenlet.link_exception(_log_greenlet_failure)
+        return greenlet
+
+    return LoadHooks(
+        spawn=spawn,
+        sleep=gevent.sleep,
+        broadcast=broadcast,
+        user_count=lambda: runner.user_count,
+        worker_count=lambda: runner.worker_count if isinstance(runner, MasterRunner) else 0,
+        run_blocking=lambda fn, *args: gevent.get_hub().threadpool.apply(fn, args),
+        log=_say,
+    )
+
+
+def _log_greenlet_failure(greenlet) -> None:
+    logger.error("chaos-events: background task failed: %r", greenlet.exception)
+
+
+def _timeline_text(plan: Plan) -> str:
+    lines = [f"chaos-events dry run: {plan.name} ({plan.source}); nothing will be touched"]
+    for start, end, spec in plan.fault_windows():
+        lines.append(f"  t={start:.1f}s inject {spec.type} {spec.target}")
+        lines.append(f"  t={end:.1f}s revert {spec.type} {spec.target}")
+    return "\n".join(lines)
+
+
+def _start_exporter(environment, session: ChaosSession) -> None:
+    options = environment.parsed_options
+    if not options.chaos_metrics_port:
+        return
+    from .observe.exporter import Exporter
+    thresholds = _slo_latency_thresholds(session.plan)
+    exporter = Exporter(lambda: session.record, session.exporter_state, slo_thresholds_s=thresholds,
+                        totals=lambda: session.recorder.totals())
+    try:
+        exporter.serve(options.chaos_metrics_host, options.chaos_metrics_port)
+    except OSError as exc:
+        _fail_input(f"--chaos-metrics-port {options.chaos_metrics_port}: cannot listen on "
+                    f"{options.chaos_metrics_host}:{options.chaos_metrics_port} ({exc.strerror or exc}); "
+                    "choose a free port or 0 to turn the exporter off")
+    _h.exporter = exporter
+
+
+def _slo_latency_thresholds(plan: Plan | None) -> tuple[float, ...]:
+    if plan is None:
+        return ()
+    return tuple(float(s.params["max"]) for s in plan.slos if s.metric is SloMetric.LATENCY and "max" in s.params)
+
+
+def _reload_plan_from_options() -> str | None:
+    """Web UI start: the form may name another scenario. Returns an error message, or None when it is valid."""
+    environment, session = _h.environment, _h.session
+    options = environment.parsed_options
+    if not options.chaos_plan:
+        session.plan = None
+        return None
+    try:
+        plan = load_scenario(options.chaos_plan, options.chaos_allow)
+        if environment.host:
+            check_host(environment.host, plan.settings.allowed_hosts + _extra_hosts(options.chaos_allow))
+    except ChaosError as exc:
+        return str(exc)
+    session.plan = plan
+    session.options = _session_options(environment)
+    _h.plan_source = options.chaos_plan
+    return None
+
+
+def _abort_chaos() -> None:
+    if _h.session is not None:
+        _h.session.abort_chaos()
+
+
+# -- requests (hot path) ---------------------------------------------------------------------------
+def _on_request(request_type, name, response_time, exception=None, **_kwargs):
+    _h.recorder.on_request(request_type, name, response_time or 0.0, exception is not None)
+
+
+def _on_report_to_master(client_id, data, **_kwargs):
+    data["chaos_windows"] = _h.recorder.take_wire_delta()
+    data["chaos_ledger"] = process_ledger().take_wire_delta()
+
+
+def _on_worker_report(client_id, data, **_kwargs):
+    rows = data.get("chaos_windows")
+    if rows:
+        _h.session.recorder.merge_wire(rows)
+    acks = data.get("chaos_ledger")
+    if acks:
+        process_ledger().merge_wire(acks)
+
+
+# -- data faults acting from inside the load ----------------------------------------------------------
+def _wire_bad_traffic(environment, runner) -> None:
+    def fire_request(request_type, name, response_time_ms, response_length, exception):
+        environment.events.request.fire(request_type=request_type, name=name, response_time=response_time_ms,
+                                        response_length=response_length, exception=exception, context={})
+
+    _h.sender = BadTrafficSender(fire_request)
+    if isinstance(runner, WorkerRunner):
+        for kind in BAD_TRAFFIC_MESSAGES:
+            runner.register_message(kind, lambda environment, msg, kind=kind, **kw: _handle_bad_traffic_message(kind, msg.data))
+        runner.register_message("chaos_event", lambda environment, msg, **kw: _say(f"chaos-events: {msg.data.get('line', '')}"))
+
+
+def _handle_bad_traffic_message(kind: str, data: dict) -> None:
+    if kind == "chaos_bad_traffic":
+        _h.sender.start(data["fault_id"], data["url"], float(data["rate_per_s"]), list(data.get("kinds") or []))
+    elif kind == "chaos_bad_traffic_stop":
+        _h.sender.stop(data["fault_id"])
+    elif kind == "chaos_bad_traffic_stop_all":
+        _h.sender.stop_all()
+
+
+# -- run lifecycle ------------------------------------------------------------------------------------
+@events.test_start.add_listener
+def _on_test_start(environment, **_kwargs):
+    session = _h.session
+    if session is None or isinstance(environment.runner, WorkerRunner):
+        return
+    session.options.host = environment.host or ""
+    session.start()
+    _h.recorder = session.recorder
+
+
+@events.test_stop.add_listener
+def _on_test_stop(environment, **_kwargs):
+    if isinstance(environment.runner, WorkerRunner):
+        if _h.sender is not None:
+            _h.sender.stop_all()
+        return
+    session = _h.session
+    if session is None:
+        return
+    session.stop("test stopped")
+    if not environment.parsed_options.headless:
+        # In the web UI a run can stop and start again without quitting: judge it once the last reports are in.
+        delay = FINAL_REPORT_WAIT_S if isinstance(environment.runner, MasterRunner) else 0.0
+        gevent.spawn_later(delay, _finish_and_report, environment)
+
+
+@events.quitting.add_listener
+def _on_quitting(environment, **_kwargs):
+    runner = environment.runner
+    if isinstance(runner, WorkerRunner):
+        if _h.sender is not None:
+            _h.sender.stop_all()
+        return
+    session = _h.session
+    if session is None:
+        return
+    if session.running and runner is not None and runner.state != STATE_STOPPED:
+        runner.stop()  # Ctrl-C or SIGTERM mid-run: stop the load first so the record ends where the run did
+        if isinstance(runner, MasterRunner):
+            gevent.sleep(FINAL_REPORT_WAIT_S)
+    _finish_and_report(environment)
+
+
+def _finish_and_report(environment) -> None:
+    session = _h.session
+    if session is None or session.plan is None:
+        if session is not None:
+            session.stop("run finished")
+        return
+    try:
+        code = session.finish()
+    except Exception as exc:  # a harness error must not hide behind Locust's own exit code
+        logger.exception("chaos-events: could not judge the run")
+        session.stop("harness error")
+        code = 4 if (session.engine and session.engine.revert_failed) else 2
+        _say(f"chaos-events: harness error while judging the run: {exc}")
+    environment.process_exit_code = code
+    if not environment.parsed_options.headless:
+        _say(session.verdict_table())
+
+
+@events.quit.add_listener
+def _on_quit(exit_code, **_kwargs):
+    # After Locust's own summary, so the verdict is the last thing on the console.
+    session = _h.session
+    if session is not None and session.state.final and _h.environment.parsed_options.headless:
+        _say(session.verdict_table())
+
+
+def _emergency_revert() -> None:
+    """Last line of defence on interpreter exit (an exception escaped Locust's main)."""
+    session = _h.session
+    if session is not None and session.engine is not None and not session._stopped:
+        session.stop("process exiting")
