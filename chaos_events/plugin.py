@@ -128,6 +128,7 @@ def _session_options(environment) -> SessionOptions:
         kafka_bootstrap=options.kafka_bootstrap,
         kafka_topic=options.kafka_topic,
         host=environment.host or "",
+        extra_allowed=_extra_hosts(options.chaos_allow),
     )
 
 

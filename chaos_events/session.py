@@ -60,6 +60,7 @@ class SessionOptions:
     kafka_bootstrap: str = ""
     kafka_topic: str = "events"
     host: str = ""
+    extra_allowed: tuple[str, ...] = ()
 
 
 @dataclass
@@ -144,11 +145,9 @@ class ChaosSession:
         return any(slo.metric is SloMetric.ALERTS_FIRED for slo in self.plan.slos)
 
     def _fault_context(self, occurrence_id: str) -> FaultContext:
-        ctx = FaultContext(run_dir=str(Path(self.options.journal_path).parent), broadcast=self.hooks.broadcast,
-                           log=self.hooks.log, kafka_bootstrap=self.options.kafka_bootstrap or None)
-        if hasattr(ctx, "occurrence_id"):
-            ctx.occurrence_id = occurrence_id
-        return ctx
+        return FaultContext(run_dir=str(Path(self.options.journal_path).parent), broadcast=self.hooks.broadcast,
+                            log=self.hooks.log, kafka_bootstrap=self.options.kafka_bootstrap or None,
+                            occurrence_id=occurrence_id, extra_allowed=self.options.extra_allowed)
 
     def _spawn_watchdog(self):
         try:

@@ -28,6 +28,8 @@ class FaultContext:
     `save_state` persists the fault's state to the revert journal (call it before each side effect).
     `broadcast(kind, data)` sends a message to every load worker (data faults act from inside the load).
     `kafka_bootstrap` is the run's Kafka bootstrap servers, for faults that produce to Kafka.
+    `occurrence_id` names this occurrence of the fault (stable across inject and revert); "" when the engine gives none.
+    `extra_allowed` is the run's --chaos-allow list (container names allowed without the opt-in label).
     """
 
     run_dir: str = ".run"
@@ -35,6 +37,8 @@ class FaultContext:
     broadcast: Callable[[str, dict], None] = lambda kind, data: None
     log: Callable[[str], None] = print
     kafka_bootstrap: str | None = None
+    occurrence_id: str = ""
+    extra_allowed: tuple[str, ...] = ()
 
 
 class Fault:
@@ -137,7 +141,7 @@ def _load_builtin_faults() -> None:
 def build_params(cls: type[Fault], raw: Mapping[str, Any]) -> tuple[Any, list[str]]:
     """Turn raw scenario parameters into `cls.Params`. Returns (params or None, messages).
 
-    Coercion by field name: `*_s` accepts durations (`30s`), `*_ms` accepts durations as milliseconds,
+    Coercion by field name: `*_s` (not `*_per_s`) accepts durations (`30s`), `*_ms` accepts durations as milliseconds,
     `*_bytes` accepts sizes (`64MB`). Unknown and missing parameters are reported, never ignored.
     """
     fields = {f.name: f for f in dataclasses.fields(cls.Params)}
@@ -170,7 +174,8 @@ def _field_type(params_cls: type, name: str) -> Any:
 
 
 def _coerce(name: str, value: Any, annotation: Any) -> Any:
-    if name.endswith("_s") and annotation in (float, int):
+    # `rate_per_s` is a rate, not a duration.
+    if name.endswith("_s") and not name.endswith("_per_s") and annotation in (float, int):
         return parse_duration(value)
     if name.endswith("_ms") and annotation in (float, int) and isinstance(value, str):
         return parse_duration(value) * 1000.0

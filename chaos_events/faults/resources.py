@@ -1,1 +1,278 @@
-"""resources faults. (Placeholder until this family is written.)"""
+"""Resource-pressure faults: cpu_burn, memory_pressure, disk_fill, pool_exhaustion.
+
+Must not import locust, gevent, docker or prometheus_client. Reaches the machine only through
+`chaos_events.backends.resource`. Every cap is checked twice: in `check` (before the run, so a scenario that asks
+too much is refused with exit 2) and again in `inject` (the machine may have changed since).
+
+Example (scenario):
+    targets: {host: {host: local}, scratch: {directory: /var/tmp}, api: {endpoint: "http://127.0.0.1:8000"}}
+    faults:
+      - {at: 10s, for: 20s, fault: cpu_burn, target: host, params: {cores: 1, load: 0.8}}
+      - {at: 10s, for: 20s, fault: disk_fill, target: scratch, params: {free_percent: 10}}
+      - {at: 40s, for: 20s, fault: pool_exhaustion, target: api, params: {connections: 200, hold: slow-request}}
+"""
+from __future__ import annotations
+
+import os
+import uuid
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import urlsplit
+
+from ..backends import resource as backend
+from ..errors import InjectionError, RevertError
+from ..plan import Target, TargetKind
+from .base import Fault, FaultContext, register
+
+
+def _stop_children(fault: Fault, ctx: FaultContext) -> None:
+    """Revert for the child-based faults: stop every recorded child, keep going past failures, report them all."""
+    failures = []
+    for data in list(fault.state.get("children", [])):
+        handle = backend.ChildHandle.from_state(data)
+        try:
+            backend.stop_child(handle)
+        except RevertError as exc:
+            failures.append(str(exc))
+            continue
+        fault.state["children"].remove(data)
+        ctx.save_state()
+    if failures:
+        raise RevertError(f"{fault.type_name}: " + "; ".join(failures))
+
+
+def _verify_children_gone(fault: Fault) -> None:
+    alive = [d["pid"] for d in fault.state.get("children", []) if backend.is_alive(backend.ChildHandle.from_state(d))]
+    if alive:
+        raise RevertError(f"{fault.type_name}: processes still running: {', '.join(map(str, alive))}")
+
+
+def _occurrence_id(fault: Fault, ctx: FaultContext) -> str:
+    """The engine's occurrence id, or one of our own (kept in state so a journal revert finds the same one)."""
+    if not fault.state.get("id"):
+        fault.state["id"] = ctx.occurrence_id or uuid.uuid4().hex[:12]
+    return fault.state["id"]
+
+
+# -- cpu_burn -------------------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class CpuBurnParams:
+    cores: int
+    load: float = 1.0
+
+    def __post_init__(self) -> None:
+        if self.cores < 1:
+            raise ValueError(f"parameter 'cores': expected 1 or more; got {self.cores}")
+        if not 0.0 < self.load <= 1.0:
+            raise ValueError(f"parameter 'load': expected a fraction above 0 and at most 1.0; got {self.load}")
+
+
+@register
+class CpuBurn(Fault):
+    """Spin `cores` child processes, each busy for `load` of the time. Invariant: state["children"] lists every
+    child started so far, saved before the next one starts.
+
+    Example: CpuBurn(CpuBurnParams(cores=1, load=0.5), Target("host", TargetKind.HOST, {}))
+    """
+
+    type_name = "cpu_burn"
+    Params = CpuBurnParams
+    target_kinds = frozenset({TargetKind.HOST})
+    summary = "busy-loop child processes on N cores"
+
+    @classmethod
+    def check(cls, params: CpuBurnParams, target: Target) -> list[str]:
+        return backend.cpu_burn_problems(params.cores)
+
+    def inject(self, ctx: FaultContext) -> None:
+        problems = self.check(self.params, self.target)
+        if problems:
+            raise InjectionError(f"cpu_burn: {problems[0]}")
+        self.state.setdefault("children", [])
+        for _ in range(self.params.cores):
+            handle = backend.start_cpu_burner(self.params.load)
+            self.state["children"].append(handle.to_state())
+            ctx.save_state()
+
+    def revert(self, ctx: FaultContext) -> None:
+        _stop_children(self, ctx)
+
+    def verify_reverted(self, ctx: FaultContext) -> None:
+        _verify_children_gone(self)
+
+
+# -- memory_pressure ------------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class MemoryPressureParams:
+    size_bytes: int
+
+    def __post_init__(self) -> None:
+        if self.size_bytes <= 0:
+            raise ValueError(f"parameter 'size_bytes': expected a size above 0; got {self.size_bytes}")
+
+
+@register
+class MemoryPressure(Fault):
+    """One child that allocates `size_bytes`, touches every page and holds it. Capped at 50% of MemAvailable.
+
+    Example: MemoryPressure(MemoryPressureParams(size_bytes=256 * 2**20), Target("host", TargetKind.HOST, {}))
+    """
+
+    type_name = "memory_pressure"
+    Params = MemoryPressureParams
+    target_kinds = frozenset({TargetKind.HOST})
+    summary = "a child process holding resident memory"
+
+    @classmethod
+    def check(cls, params: MemoryPressureParams, target: Target) -> list[str]:
+        return backend.memory_problems(params.size_bytes)
+
+    def inject(self, ctx: FaultContext) -> None:
+        problems = self.check(self.params, self.target)
+        if problems:
+            raise InjectionError(f"memory_pressure: {problems[0]}")
+        self.state.setdefault("children", [])
+        handle = backend.start_memory_hog(self.params.size_bytes)
+        self.state["children"].append(handle.to_state())
+        ctx.save_state()
+
+    def revert(self, ctx: FaultContext) -> None:
+        _stop_children(self, ctx)
+
+    def verify_reverted(self, ctx: FaultContext) -> None:
+        _verify_children_gone(self)
+
+
+# -- disk_fill ------------------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class DiskFillParams:
+    size_bytes: int | None = None
+    free_percent: float | None = None
+    chunk_bytes: int = 4 * 1024 * 1024
+
+    def __post_init__(self) -> None:
+        if (self.size_bytes is None) == (self.free_percent is None):
+            raise ValueError("expected exactly one of 'size_bytes' or 'free_percent'")
+        if self.size_bytes is not None and self.size_bytes <= 0:
+            raise ValueError(f"parameter 'size_bytes': expected a size above 0; got {self.size_bytes}")
+        if self.free_percent is not None and not 0.0 <= self.free_percent < 100.0:
+            raise ValueError(f"parameter 'free_percent': expected a percentage from 0 to below 100; got {self.free_percent}")
+        if not 4096 <= self.chunk_bytes <= 64 * 1024 * 1024:
+            raise ValueError(f"parameter 'chunk_bytes': expected 4096 to 67108864 bytes; got {self.chunk_bytes}")
+
+
+def _directory(target: Target) -> str:
+    return str(target.spec.get("path") or target.spec.get("directory") or "")
+
+
+@register
+class DiskFill(Fault):
+    """Write `.chaos-disk-fill-<id>` in the target directory until `size_bytes` are written or only
+    `free_percent` of the filesystem is free. Never leaves less than 5% (at least 1 GiB) free.
+
+    Invariant: state["path"] is saved before the file is created, so a revert always finds it.
+    Example: DiskFill(DiskFillParams(size_bytes=64 * 2**20), Target("scratch", TargetKind.DIRECTORY, {"path": "/var/tmp"}))
+    """
+
+    type_name = "disk_fill"
+    Params = DiskFillParams
+    target_kinds = frozenset({TargetKind.DIRECTORY})
+    summary = "a file that fills a directory's filesystem"
+
+    @classmethod
+    def check(cls, params: DiskFillParams, target: Target) -> list[str]:
+        return backend.disk_fill_problems(_directory(target), params.size_bytes, params.free_percent)
+
+    def inject(self, ctx: FaultContext) -> None:
+        directory = _directory(self.target)
+        problems = self.check(self.params, self.target)
+        if problems:
+            raise InjectionError(f"disk_fill: {problems[0]}")
+        fill = backend.disk_fill_bytes(backend.disk_space(directory), self.params.size_bytes, self.params.free_percent)
+        path = os.path.join(directory, f"{backend.DISK_FILL_PREFIX}{_occurrence_id(self, ctx)}")
+        self.state["path"] = path
+        ctx.save_state()
+        self.state["written_bytes"] = backend.fill_disk(path, fill, self.params.chunk_bytes)
+        ctx.save_state()
+        if self.state["written_bytes"] < fill:
+            ctx.log(f"disk_fill: stopped at {self.state['written_bytes']} of {fill} bytes in {directory}: "
+                    "free space reached the floor while writing (other writers share this disk)")
+
+    def revert(self, ctx: FaultContext) -> None:
+        path = self.state.get("path")
+        if path:
+            backend.remove_fill(path)
+
+    def verify_reverted(self, ctx: FaultContext) -> None:
+        path = self.state.get("path")
+        if path and os.path.exists(path):
+            raise RevertError(f"disk_fill: {path} still exists")
+
+
+# -- pool_exhaustion ------------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class PoolExhaustionParams:
+    connections: int
+    hold: str = "idle"
+    path: str | None = None   # where a slow request goes; default: the target URL's path, else "/"
+
+    def __post_init__(self) -> None:
+        if self.path is not None and not self.path.startswith("/"):
+            raise ValueError(f"parameter 'path': expected a path starting with '/'; got {self.path!r}")
+        if self.connections < 1:
+            raise ValueError(f"parameter 'connections': expected 1 or more; got {self.connections}")
+        if self.hold not in backend.HOLD_MODES:
+            raise ValueError(f"parameter 'hold': expected one of: {', '.join(backend.HOLD_MODES)}; got {self.hold!r}")
+
+
+def endpoint_address(target: Target) -> tuple[str, int, str]:
+    """(host, port, path) of an endpoint target: from its URL, else from host and port."""
+    spec: Any = target.spec
+    url = spec.get("url")
+    if url:
+        parts = urlsplit(url)
+        port = parts.port or (443 if parts.scheme == "https" else 80)
+        return parts.hostname or "127.0.0.1", port, parts.path or "/"
+    return str(spec.get("host") or "127.0.0.1"), int(spec["port"]), "/"
+
+
+@register
+class PoolExhaustion(Fault):
+    """A child process opens `connections` TCP connections to the endpoint and holds them: idle, or with a
+    request whose body never finishes ("slow-request"), which ties up the server's request slots. A slow
+    request must go to a route that reads its body (`path`, e.g. /api/events): a 404 frees the slot at once.
+    Connections the server closes are reopened, so the pool stays exhausted until revert.
+
+    Example: PoolExhaustion(PoolExhaustionParams(connections=50, hold="slow-request"),
+                            Target("api", TargetKind.ENDPOINT, {"url": "http://127.0.0.1:8001/api/events"}))
+    """
+
+    type_name = "pool_exhaustion"
+    Params = PoolExhaustionParams
+    target_kinds = frozenset({TargetKind.ENDPOINT})
+    summary = "hold N connections to a server open"
+
+    @classmethod
+    def check(cls, params: PoolExhaustionParams, target: Target) -> list[str]:
+        return backend.connection_problems(params.connections)
+
+    def inject(self, ctx: FaultContext) -> None:
+        problems = self.check(self.params, self.target)
+        if problems:
+            raise InjectionError(f"pool_exhaustion: {problems[0]}")
+        host, port, path = endpoint_address(self.target)
+        path = self.params.path or path
+        self.state.setdefault("children", [])
+        held = backend.start_connection_holder(host, port, self.params.connections, self.params.hold, path)
+        self.state["children"].append(held.handle.to_state())
+        self.state["opened"] = held.opened
+        self.state["failed"] = held.failed
+        ctx.save_state()
+        if held.opened == 0:
+            raise InjectionError(f"pool_exhaustion: no connection to {host}:{port} could be opened ({held.failed} failed)")
+
+    def revert(self, ctx: FaultContext) -> None:
+        _stop_children(self, ctx)
+
+    def verify_reverted(self, ctx: FaultContext) -> None:
+        _verify_children_gone(self)
