@@ -1,0 +1,125 @@
+"""Fuzzing the scenario loader: whatever text or structure it gets, parse_plan returns a Plan or raises PlanError.
+
+Any other exception would reach the user as a traceback, which the house style forbids for bad input.
+"""
+from __future__ import annotations
+
+import copy
+
+import yaml
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from chaos_events.errors import PlanError, Problem
+from chaos_events.plan import Plan, parse_plan
+
+FUZZ = settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+
+# Pieces of scenario-like YAML, glued at random: keys, indentation, flow syntax, anchors, tags, variables.
+TOKENS = [
+    "name: ", "targets:", "faults:", "slos:", "probes:", "settings:", "description: ", "\n", "\n  ", "\n    ", "- ",
+    "{", "}", "[", "]", ", ", ": ", "at: ", "for: ", "fault: ", "target: ", "repeat: ", "every: ", "times: ",
+    "pause", "latency", "cpu_burn", "broker", "host", "30s", "-5s", "1e400", "0", "-1", "1.5", "99.99", "true", "~",
+    "null", "'", '"', "&a ", "*a", "<<: ", "!!str ", "!!int ", "!!python/object:os.system ", "!foo ", "? ", "|\n  ",
+    "${X}", "${X:-3}", "${", "$$", "{process: {pid: ", "{host: local}", "{proxy: kafka}", "{directory: /tmp}",
+    "{endpoint: ", "127.0.0.1:8000", "http://127.0.0.1:8000", "metric: ", "error_rate", "latency", "during: ",
+    "fault", "max: ", "via: ", "health", "params: ", "2001-13-45", "0x1F", ".inf", ".nan", "\t", "#", "---\n", "...",
+]
+
+
+def assert_only_plan_error(text: str) -> None:
+    try:
+        plan = parse_plan(text, "fuzz.yml", environ={"X": "1"}, check_targets=False)
+    except PlanError as exc:
+        assert exc.problems, "a PlanError must carry at least one problem"
+        assert all(isinstance(p, Problem) and str(p).startswith("fuzz.yml") for p in exc.problems)
+        return
+    assert isinstance(plan, Plan)
+
+
+@FUZZ
+@given(st.text(max_size=300))
+def test_random_text_raises_only_plan_error(text):
+    assert_only_plan_error(text)
+
+
+@FUZZ
+@given(st.lists(st.sampled_from(TOKENS), max_size=40))
+def test_yaml_ish_token_soup_raises_only_plan_error(tokens):
+    assert_only_plan_error("".join(tokens))
+
+
+scalars = st.one_of(
+    st.none(), st.booleans(), st.integers(min_value=-10**20, max_value=10**20), st.floats(allow_nan=True),
+    st.text(max_size=20), st.sampled_from(["30s", "-1s", "pause", "broker", "local", "kafka", "error_rate", "fault",
+                                           "127.0.0.1:8000", "http://127.0.0.1:9/x", "${X}", "${Y:-2s}"]),
+)
+keys = st.one_of(st.text(max_size=10), st.sampled_from(
+    ["name", "targets", "faults", "slos", "probes", "settings", "at", "for", "fault", "target", "repeat", "every",
+     "times", "process", "pid", "pidfile", "command", "restart", "proxy", "host", "http", "url", "metric", "max",
+     "during", "via", "endpoints", "params", "latency_ms", "cores", "stream", "kafka", "bootstrap", "topic"]))
+structures = st.recursive(scalars, lambda children: st.one_of(
+    st.lists(children, max_size=4), st.dictionaries(keys, children, max_size=5)), max_leaves=30)
+
+
+@FUZZ
+@given(structures)
+def test_random_structures_raise_only_plan_error(data):
+    assert_only_plan_error(yaml.safe_dump(data))
+
+
+VALID = {
+    "name": "fuzz",
+    "targets": {"host": {"host": "local"}, "link": {"proxy": "kafka"}, "p": {"process": {"pid": 12345}},
+                "api": {"endpoint": "http://127.0.0.1:8000"}},
+    "probes": {"health": {"http": {"url": "http://127.0.0.1:8000/health", "every": "1s"}}},
+    "faults": [{"at": "10s", "for": "5s", "fault": "latency", "target": "link", "latency_ms": 100},
+               {"at": "30s", "for": "5s", "fault": "pause", "target": "p", "repeat": {"every": "10s", "times": 2}}],
+    "slos": [{"name": "e", "metric": "error_rate", "max": 0.1, "during": "fault"},
+             {"name": "d", "metric": "detection_time", "via": "health", "max": "30s"}],
+    "settings": {"recovery_window": "20s"},
+}
+
+
+def _paths(node, prefix=()):
+    yield prefix
+    if isinstance(node, dict):
+        for key, value in node.items():
+            yield from _paths(value, prefix + (key,))
+    elif isinstance(node, list):
+        for i, value in enumerate(node):
+            yield from _paths(value, prefix + (i,))
+
+
+PATHS = list(_paths(VALID))[1:]
+
+
+@FUZZ
+@given(st.lists(st.tuples(st.sampled_from(PATHS), st.one_of(scalars, structures), st.booleans()), min_size=1, max_size=4))
+def test_mutated_valid_plan_raises_only_plan_error(mutations):
+    data = copy.deepcopy(VALID)
+    for path, value, delete in mutations:
+        parent = data
+        try:
+            for step in path[:-1]:
+                parent = parent[step]
+            if delete:
+                del parent[path[-1]]
+            else:
+                parent[path[-1]] = value
+        except (KeyError, IndexError, TypeError):
+            continue  # an earlier mutation removed or replaced this path
+    assert_only_plan_error(yaml.safe_dump(data))
+
+
+def test_the_unmutated_fuzz_base_is_valid():
+    plan = parse_plan(yaml.safe_dump(VALID), "fuzz.yml", environ={}, check_targets=False)
+    assert [f.type for f in plan.faults] == ["latency", "pause"]
+
+
+def test_deep_nesting_is_a_plan_error_not_a_recursion_error():
+    assert_only_plan_error("name: " + "[" * 5000 + "]" * 5000)
+
+
+def test_self_referencing_alias_is_a_plan_error():
+    assert_only_plan_error("name: t\nfaults: &f\n  - *f\nslos: &s {a: *s}\n")
