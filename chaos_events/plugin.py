@@ -26,7 +26,7 @@ from .observe.recorder import Recorder
 from .options import add_options
 from .plan import Plan, SloMetric, load_plan
 from .record import Record
-from .safety import check_environment, check_host
+from .safety import check_environment, check_host, plan_allowed_hosts, split_allowed
 from .session import ChaosSession, LoadHooks, SessionOptions
 
 logger = logging.getLogger("chaos_events")
@@ -43,7 +43,6 @@ class _Harness:
     sender: BadTrafficSender | None = None
     exporter: Any = None
     environment: Any = None
-    plan_source: str = ""
 
 
 _h = _Harness()
@@ -60,10 +59,12 @@ def _fail_input(message: str) -> None:
     sys.exit(2)
 
 
-def load_scenario(path: str, extra_allowed: str) -> Plan:
-    """Load and validate a scenario for this run; raises PlanError."""
-    allowed = tuple(a.strip() for a in extra_allowed.split(",") if a.strip())
-    return load_plan(path, extra_allowed=allowed)
+def load_scenario(environment) -> Plan:
+    """Load and validate the scenario the options name, and check the load host against it; raises ChaosError."""
+    options = environment.parsed_options
+    plan = load_plan(options.chaos_plan, extra_allowed=split_allowed(options.chaos_allow))
+    check_host(environment.host, plan_allowed_hosts(plan))
+    return plan
 
 
 @events.init_command_line_parser.add_listener
@@ -88,11 +89,7 @@ def _on_init(environment, runner=None, web_ui=None, **_kwargs):
     try:
         check_environment(os.environ)
         if options.chaos_plan:
-            plan = load_scenario(options.chaos_plan, options.chaos_allow)
-            _h.plan_source = options.chaos_plan
-            settings_hosts = plan.settings.allowed_hosts
-            if environment.host:
-                check_host(environment.host, settings_hosts + _extra_hosts(options.chaos_allow))
+            plan = load_scenario(environment)
     except PlanError as exc:
         _fail_input(f"invalid scenario:\n{exc}")
     except ChaosError as exc:
@@ -112,10 +109,6 @@ def _on_init(environment, runner=None, web_ui=None, **_kwargs):
     atexit.register(_emergency_revert)
 
 
-def _extra_hosts(extra_allowed: str) -> tuple[str, ...]:
-    return tuple(a.strip() for a in extra_allowed.split(",") if a.strip())
-
-
 def _session_options(environment) -> SessionOptions:
     options = environment.parsed_options
     return SessionOptions(
@@ -128,7 +121,7 @@ def _session_options(environment) -> SessionOptions:
         kafka_bootstrap=options.kafka_bootstrap,
         kafka_topic=options.kafka_topic,
         host=environment.host or "",
-        extra_allowed=_extra_hosts(options.chaos_allow),
+        extra_allowed=split_allowed(options.chaos_allow),
     )
 
 
@@ -163,11 +156,9 @@ def _log_greenlet_failure(greenlet) -> None:
 
 
 def _timeline_text(plan: Plan) -> str:
-    lines = [f"chaos-events dry run: {plan.name} ({plan.source}); nothing will be touched"]
-    for start, end, spec in plan.fault_windows():
-        lines.append(f"  t={start:.1f}s inject {spec.type} {spec.target}")
-        lines.append(f"  t={end:.1f}s revert {spec.type} {spec.target}")
-    return "\n".join(lines)
+    from .cli import dry_run_lines
+    header = f"chaos-events dry run: {plan.name} ({plan.source}); nothing will be touched"
+    return "\n".join([header, *("  " + line for line in dry_run_lines(plan))])
 
 
 def _start_exporter(environment, session: ChaosSession) -> None:
@@ -201,14 +192,11 @@ def _reload_plan_from_options() -> str | None:
         session.plan = None
         return None
     try:
-        plan = load_scenario(options.chaos_plan, options.chaos_allow)
-        if environment.host:
-            check_host(environment.host, plan.settings.allowed_hosts + _extra_hosts(options.chaos_allow))
+        plan = load_scenario(environment)
     except ChaosError as exc:
         return str(exc)
     session.plan = plan
     session.options = _session_options(environment)
-    _h.plan_source = options.chaos_plan
     return None
 
 
