@@ -24,7 +24,9 @@ OPTIONS: list[tuple[str, str, dict[str, Any]]] = [
 
 
 def add_options(parser: Any) -> None:
-    """Add every harness option to Locust's (configargparse) parser, in its own group."""
-    group = parser.add_argument_group("chaos-events", "Load plus chaos: faults on a timeline and a recovery verdict.")
+    """Add every harness option to Locust's (configargparse) parser.
+
+    Straight on the parser, not in an argument group: only Locust's parser understands `include_in_web_ui`.
+    """
     for flag, env_var, kwargs in OPTIONS:
-        group.add_argument(flag, env_var=env_var, **kwargs)
+        parser.add_argument(flag, env_var=env_var, **kwargs)
