@@ -42,6 +42,8 @@ HELP: dict[str, str] = {
     "chaos_slo_ok": "1 if the SLO holds, 0 if broken; absent while it cannot be judged.",
     "chaos_ledger_writes_total": "Acknowledged writes, and how many of them were verified or lost at read-back.",
     "kafka_consumergroup_lag": "Messages the consumer group has not yet committed on the topic (kafka_exporter's name).",
+    "chaos_probe_healthy": "1 if the probe's latest sample saw the target healthy, 0 if not; absent when it cannot tell.",
+    "chaos_probe_value": "The probe's latest number: HTTP status for health probes, total lag for lag probes.",
     "chaos_run_info": "Identity of the run: run id and scenario name.",
 }
 
@@ -135,6 +137,7 @@ class Exporter:
         yield from self._verdict_families(state)
         yield self._ledger_family(state)
         yield self._lag_family(state)
+        yield from self._probe_families(state)
         info = InfoMetricFamily("chaos_run", HELP["chaos_run_info"], labels=("run_id", "scenario"))
         info.add_metric((str(state.get("run_id", record.run_id)), str(state.get("scenario", record.scenario))), {})
         yield info
@@ -201,6 +204,17 @@ class Exporter:
             if lag is not None:
                 family.add_metric((str(group), str(topic)), float(lag))
         return family
+
+    def _probe_families(self, state: dict[str, Any]) -> Iterator[Metric]:
+        healthy = GaugeMetricFamily("chaos_probe_healthy", HELP["chaos_probe_healthy"], labels=("probe",))
+        value = GaugeMetricFamily("chaos_probe_value", HELP["chaos_probe_value"], labels=("probe",))
+        for probe, (is_healthy, number) in sorted(state.get("probes", {}).items()):
+            if is_healthy is not None:
+                healthy.add_metric((str(probe),), 1.0 if is_healthy else 0.0)
+            if number is not None:
+                value.add_metric((str(probe),), float(number))
+        yield healthy
+        yield value
 
     @staticmethod
     def _gauge(name: str, value: float) -> Metric:

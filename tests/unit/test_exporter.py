@@ -25,6 +25,8 @@ FAMILIES = {
     "chaos_ledger_writes": "counter",
     "kafka_consumergroup_lag": "gauge",
     "chaos_run_info": "gauge",
+    "chaos_probe_healthy": "gauge",
+    "chaos_probe_value": "gauge",
 }
 
 
@@ -43,6 +45,7 @@ def _state(**overrides):
         "slo_ok": {"errors-while-paused": True, "recovery": False, "alerts": None},
         "ledger": {"acknowledged": 120, "verified": 100, "lost": 20},
         "consumer_lag": {("events-store", "events"): 42},
+        "probes": {"health": (False, 503), "lag": (True, 42), "alerts": (None, None)},
         "run_id": "abc123",
         "scenario": "broker-pause",
     }
@@ -181,3 +184,16 @@ def test_close_unregisters_and_is_idempotent():
     assert generate_latest(registry) == b""
     # A second exporter on the same registry after close: no duplicate-registration error.
     Exporter(record, _state, registry=registry).close()
+
+
+def test_probe_gauges_show_health_and_value_and_skip_unknown():
+    record, recorder = _recorded()
+    families = _scrape(Exporter(record, _state, registry=CollectorRegistry(), totals=recorder.totals))
+    assert _samples(families["chaos_probe_healthy"]) == {
+        ("chaos_probe_healthy", (("probe", "health"),)): 0.0,
+        ("chaos_probe_healthy", (("probe", "lag"),)): 1.0,
+    }
+    assert _samples(families["chaos_probe_value"]) == {
+        ("chaos_probe_value", (("probe", "health"),)): 503.0,
+        ("chaos_probe_value", (("probe", "lag"),)): 42.0,
+    }
