@@ -1,0 +1,229 @@
+"""The revert journal: a small JSON file listing every fault injected and not yet reverted, with its state.
+
+It exists for the one case the engine cannot handle in-process: the harness is SIGKILLed (or the machine's OOM
+killer strikes) while faults are active. A fresh process (the watchdog, or `chaos-events revert --journal FILE`)
+rebuilds each fault with `Fault.from_journal` and reverts it, last in first out.
+
+Must not import locust, gevent, docker or prometheus_client (faults reach those lazily through their backends).
+
+File format (version 1), rewritten atomically (temp file, fsync, rename, fsync of the directory) on every change:
+    {"version": 1, "owner_pid": 4242, "run_id": "r-...", "closed": false, "next_seq": 3,
+     "entries": {"f0#1": {"seq": 1, "description": "pause broker", "context": {"run_dir": ".run", ...},
+                          "type": "pause", "params": {...}, "target": {...}, "state": {...}}}}
+`closed` is set by `Journal.close()` when the owner ended its run cleanly (every revert attempted); the watchdog
+then exits without touching anything. Entries left in a closed journal are reverts that failed (exit code 4):
+`chaos-events revert --journal FILE` retries them.
+"""
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable
+
+from .errors import ChaosError, SafetyError
+
+VERSION = 1
+
+
+class JournalError(ChaosError):
+    """The journal file cannot be read or written."""
+
+
+@dataclass(frozen=True)
+class RevertResult:
+    """Outcome of reverting one journal entry. `error` is empty when `ok`."""
+
+    occurrence_id: str
+    description: str
+    ok: bool
+    error: str = ""
+
+
+def read_journal(path: str | os.PathLike) -> dict[str, Any] | None:
+    """The journal's content, or None when there is no file. A damaged file raises JournalError naming it."""
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except FileNotFoundError:
+        return None
+    except OSError as exc:
+        raise JournalError(f"{path}: cannot read the revert journal: {exc.strerror or exc}") from exc
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise JournalError(f"{path}: the revert journal is not valid JSON ({exc.msg} at line {exc.lineno})") from exc
+    if not isinstance(data, dict) or data.get("version") != VERSION or not isinstance(data.get("entries"), dict):
+        raise JournalError(f"{path}: not a chaos-events revert journal (version {VERSION}); got {type(data).__name__}")
+    return data
+
+
+def _write_atomic(path: Path, data: dict[str, Any]) -> None:
+    """Replace `path` with `data` so that a reader (or a crash) sees the old file or the new one, never half."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=str(path.parent))
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            json.dump(data, handle, indent=1, sort_keys=False)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except FileNotFoundError:
+            pass
+        raise
+    try:  # make the rename itself durable
+        dir_fd = os.open(str(path.parent), os.O_RDONLY)
+        try:
+            os.fsync(dir_fd)
+        finally:
+            os.close(dir_fd)
+    except OSError:
+        pass
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+class Journal:
+    """The journal of one run, owned by this process. Invariant: the file lists exactly the faults whose inject
+    was started and whose revert has not succeeded, in injection order (`seq`).
+
+    Example:
+        journal = Journal(".run/chaos-journal.json", run_id="r1")
+        journal.add("f0#1", fault)      # before inject; again from ctx.save_state() as the state fills
+        journal.remove("f0#1")          # after a verified revert
+        journal.close()                 # run ended: the watchdog may exit
+
+    Opening refuses (SafetyError) a file that still lists faults of another run, so leftovers are never
+    overwritten and forgotten: revert them first with `chaos-events revert --journal FILE`.
+    """
+
+    def __init__(self, path: str | os.PathLike, run_id: str = "", *, owner_pid: int | None = None):
+        self.path = Path(path)
+        existing = read_journal(self.path)
+        if existing and existing["entries"]:
+            names = ", ".join(e.get("description") or oid for oid, e in existing["entries"].items())
+            owner = existing.get("owner_pid")
+            alive = " (still running)" if isinstance(owner, int) and _pid_alive(owner) else ""
+            raise SafetyError(
+                f"{self.path}: the revert journal still lists faults not reverted by run {existing.get('run_id') or '?'} "
+                f"(pid {owner}{alive}): {names}; run `chaos-events revert --journal {self.path}` first")
+        self._data: dict[str, Any] = {
+            "version": VERSION,
+            "owner_pid": os.getpid() if owner_pid is None else owner_pid,
+            "run_id": run_id,
+            "closed": False,
+            "next_seq": 1,
+            "entries": {},
+        }
+        self._write()
+
+    @classmethod
+    def load(cls, path: str | os.PathLike) -> "Journal":
+        """Open an existing journal to revert its entries (another process's, typically); no ownership check."""
+        data = read_journal(path)
+        if data is None:
+            raise JournalError(f"{path}: no revert journal at this path")
+        journal = cls.__new__(cls)
+        journal.path = Path(path)
+        journal._data = data
+        return journal
+
+    # -- what the engine calls ---------------------------------------------------------------------
+    def add(self, occurrence_id: str, fault: Any, context: dict[str, Any] | None = None) -> None:
+        """Record (or update) a fault's entry; keeps its place in injection order."""
+        entries = self._data["entries"]
+        previous = entries.get(occurrence_id)
+        if previous is None:
+            seq = self._data["next_seq"]
+            self._data["next_seq"] = seq + 1
+        else:
+            seq = previous["seq"]
+            context = context if context is not None else previous.get("context")
+        entries[occurrence_id] = {"seq": seq, "description": fault.describe(), "context": context or {}, **fault.journal_entry()}
+        self._write()
+
+    def remove(self, occurrence_id: str) -> None:
+        if self._data["entries"].pop(occurrence_id, None) is not None:
+            self._write()
+
+    def entries(self) -> dict[str, dict[str, Any]]:
+        """occurrence_id -> entry, in injection order (a copy)."""
+        return dict(sorted(self._data["entries"].items(), key=lambda item: item[1]["seq"]))
+
+    def close(self) -> None:
+        """Mark the run as ended cleanly; a watchdog polling this file exits. Failed reverts stay listed."""
+        self._data["closed"] = True
+        self._write()
+
+    @property
+    def closed(self) -> bool:
+        return bool(self._data.get("closed"))
+
+    @property
+    def owner_pid(self) -> int | None:
+        return self._data.get("owner_pid")
+
+    @property
+    def run_id(self) -> str:
+        return self._data.get("run_id", "")
+
+    def _write(self) -> None:
+        try:
+            _write_atomic(self.path, self._data)
+        except OSError as exc:
+            raise JournalError(f"{self.path}: cannot write the revert journal: {exc.strerror or exc}") from exc
+
+
+def revert_from_journal(path: str | os.PathLike, log: Callable[[str], None] = print) -> list[RevertResult]:
+    """Revert every fault the journal lists, last injected first; reverted entries leave the file, failures stay.
+
+    Works in a fresh process after a SIGKILL of the owner. Never raises for a fault that fails to revert (its
+    result says why); a missing journal means nothing to do.
+    """
+    from .faults.base import Fault, FaultContext  # the registry imports every fault family; only needed here
+
+    if read_journal(path) is None:
+        return []
+    journal = Journal.load(path)
+    results: list[RevertResult] = []
+    for occurrence_id, entry in reversed(list(journal.entries().items())):
+        description = entry.get("description") or occurrence_id
+        try:
+            fault = Fault.from_journal(entry)
+        except Exception as exc:  # an unknown type or bad params: keep the entry for a human
+            error = f"cannot rebuild the fault from the journal: {exc}"
+            log(f"REVERT FAILED {occurrence_id} {description}: {error}")
+            results.append(RevertResult(occurrence_id, description, False, error))
+            continue
+        context = entry.get("context") or {}
+        ctx = FaultContext(
+            run_dir=context.get("run_dir", ".run"),
+            kafka_bootstrap=context.get("kafka_bootstrap"),
+            log=log,
+            save_state=lambda oid=occurrence_id, f=fault: journal.add(oid, f),
+            occurrence_id=context.get("occurrence_id") or occurrence_id,
+        )
+        try:
+            fault.revert(ctx)
+            fault.verify_reverted(ctx)
+        except Exception as exc:
+            journal.add(occurrence_id, fault)  # keep whatever state the attempt learned
+            log(f"REVERT FAILED {occurrence_id} {description}: {exc}")
+            results.append(RevertResult(occurrence_id, description, False, str(exc)))
+            continue
+        journal.remove(occurrence_id)
+        log(f"reverted {occurrence_id} {description} (from journal {path})")
+        results.append(RevertResult(occurrence_id, description, True))
+    return results
