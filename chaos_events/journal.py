@@ -95,6 +95,18 @@ def _pid_alive(pid: int) -> bool:
     return True
 
 
+def check_no_leftovers(path: str | os.PathLike) -> None:
+    """Raise SafetyError when the journal still lists faults of an earlier run: they must be reverted first."""
+    existing = read_journal(path)
+    if existing and existing["entries"]:
+        names = ", ".join(e.get("description") or oid for oid, e in existing["entries"].items())
+        owner = existing.get("owner_pid")
+        alive = " (still running)" if isinstance(owner, int) and _pid_alive(owner) else ""
+        raise SafetyError(
+            f"{path}: the revert journal still lists faults not reverted by run {existing.get('run_id') or '?'} "
+            f"(pid {owner}{alive}): {names}; run `chaos-events revert --journal {path}` first")
+
+
 class Journal:
     """The journal of one run, owned by this process. Invariant: the file lists exactly the faults whose inject
     was started and whose revert has not succeeded, in injection order (`seq`).
@@ -111,14 +123,7 @@ class Journal:
 
     def __init__(self, path: str | os.PathLike, run_id: str = "", *, owner_pid: int | None = None):
         self.path = Path(path)
-        existing = read_journal(self.path)
-        if existing and existing["entries"]:
-            names = ", ".join(e.get("description") or oid for oid, e in existing["entries"].items())
-            owner = existing.get("owner_pid")
-            alive = " (still running)" if isinstance(owner, int) and _pid_alive(owner) else ""
-            raise SafetyError(
-                f"{self.path}: the revert journal still lists faults not reverted by run {existing.get('run_id') or '?'} "
-                f"(pid {owner}{alive}): {names}; run `chaos-events revert --journal {self.path}` first")
+        check_no_leftovers(self.path)
         self._data: dict[str, Any] = {
             "version": VERSION,
             "owner_pid": os.getpid() if owner_pid is None else owner_pid,

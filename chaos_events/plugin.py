@@ -22,6 +22,7 @@ from locust.runners import STATE_STOPPED, MasterRunner, WorkerRunner
 from .acks import process_ledger
 from .backends.bad_traffic import BadTrafficSender
 from .errors import ChaosError, PlanError
+from .journal import check_no_leftovers
 from .observe.recorder import Recorder
 from .options import add_options
 from .plan import Plan, SloMetric, load_plan
@@ -64,6 +65,8 @@ def load_scenario(environment) -> Plan:
     options = environment.parsed_options
     plan = load_plan(options.chaos_plan, extra_allowed=split_allowed(options.chaos_allow))
     check_host(environment.host, plan_allowed_hosts(plan))
+    if not options.chaos_dry_run:
+        check_no_leftovers(options.chaos_journal)
     return plan
 
 

@@ -91,6 +91,7 @@ class ChaosSession:
         self.journal: Journal | None = None
         self.state = RunState()
         self.running = False
+        self.harness_error: str | None = None
         self._stopped = True
         self._finished = True
         self._t0 = time.perf_counter()
@@ -114,11 +115,19 @@ class ChaosSession:
         self.recorder = Recorder(self.record)
         process_ledger().clear()
         self.state = RunState()
+        self.harness_error = None
+        self.engine = self.probes = None
         self.running, self._stopped, self._finished = True, False, False
         if self.plan is None:
             return
         Path(self.options.journal_path).parent.mkdir(parents=True, exist_ok=True)
-        self.journal = Journal(self.options.journal_path, run_id=self.record.run_id)
+        try:
+            self.journal = Journal(self.options.journal_path, run_id=self.record.run_id)
+        except ChaosError as exc:
+            # Leftovers appeared after the up-front check: inject nothing, and end the run as a harness error.
+            self.harness_error = str(exc)
+            self.hooks.log(f"chaos-events: ERROR: {exc}; no fault will be injected in this run")
+            return
         self.engine = ChaosEngine(self.plan, self.record, self.journal, clock=self.clock, wall=time.time,
                                   context_factory=self._fault_context, dry_run=self.options.dry_run, log=self.hooks.log,
                                   on_event=self._broadcast_event)
@@ -231,6 +240,8 @@ class ChaosSession:
         self._finished = True
         if self.plan is None:
             return 0
+        if self.harness_error:
+            return 2
         self._audit_ledger()
         verdict = evaluate(self.plan, self.record)
         self.state.verdict, self.state.final = verdict, True
