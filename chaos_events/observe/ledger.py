@@ -64,12 +64,14 @@ def _native_lock() -> Any:
     The Kafka delivery callback may run on a native thread; a gevent lock there would belong to the wrong hub. Our
     critical sections never yield, so a greenlet waits on this lock for microseconds at most.
     """
-    try:
-        from gevent.monkey import get_original  # only to undo patching; no scheduling here
-    except ImportError:  # gevent is a dependency, but the ledger works without it
+    import sys
+
+    if "gevent.monkey" not in sys.modules:  # nothing patched: the plain lock is the native one
         import _thread
 
         return _thread.allocate_lock()
+    from gevent.monkey import get_original  # only to undo patching; no scheduling here
+
     return get_original("_thread", "allocate_lock")()
 
 
