@@ -249,8 +249,8 @@ class ChaosSession:
         try:
             paths = write_reports(verdict, self.plan, self.record, Path(self.options.report_dir))
             self.state.reports = {kind: str(path) for kind, path in paths.items()}
-        except OSError as exc:
-            self.hooks.log(f"chaos-events: could not write reports to {self.options.report_dir}: {exc}")
+        except (OSError, ChaosError) as exc:
+            self.hooks.log(f"chaos-events: ERROR: could not write reports to {self.options.report_dir}: {exc}")
         if self.journal is not None and not (self.engine and self.engine.revert_failed):
             self.journal.close()
         self._stop_watchdog()
