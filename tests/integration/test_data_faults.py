@@ -20,10 +20,9 @@ from chaos_events.faults.base import FaultContext, build_params, fault_type
 from chaos_events.plan import Target, TargetKind
 from tests.helpers import ROOT
 
-# The demo API accepts a BOM (Python's json.loads strips it from bytes, which RFC 8259 allows) and answers an
-# oversized body with 503 (Kafka refuses the message) rather than 413. invalid-utf8 has its own test below: one of
-# its variants (an encoded surrogate, ED A0 80) gets a 500 from the demo API, a bug this harness found.
-REFUSED_KINDS = tuple(k for k in API_KINDS if k not in ("bom", "oversized", "invalid-utf8"))
+# Every kind must be refused with 4xx. invalid-utf8 also has its own test below: one of its variants (an encoded
+# surrogate, ED A0 80) once got a 500 from the demo API, a bug this harness found.
+REFUSED_KINDS = tuple(API_KINDS)
 
 
 def _fault(name: str, target: Target, **raw):
@@ -114,15 +113,33 @@ def test_every_invalid_utf8_variant_is_refused_with_4xx(demo_platform):
         "'surrogatepass', and broke model_dump_json later)")
 
 
-def test_an_accepted_bad_payload_is_reported_as_a_failure(demo_platform):
-    # A `bom` body: the demo API accepts it (202). The sender must report that as a failure, with the status.
+ACCEPT_ALL_SERVER = """
+import http.server, sys
+class Accept(http.server.BaseHTTPRequestHandler):
+    def do_POST(self):
+        self.rfile.read(int(self.headers.get("content-length", 0)))
+        self.send_response(202); self.send_header("content-length", "2"); self.end_headers(); self.wfile.write(b"{}")
+    def log_message(self, *args): pass
+server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Accept)
+print(server.server_address[1], flush=True)
+server.serve_forever()
+"""
+
+
+def test_an_accepted_bad_payload_is_reported_as_a_failure():
+    # A platform that accepts anything (202): the sender must report every bad payload it took as a failure.
+    server = subprocess.Popen([sys.executable, "-c", ACCEPT_ALL_SERVER], stdout=subprocess.PIPE, text=True,
+                              start_new_session=True)
     fired = Fired()
     sender = BadTrafficSender(fired, seed=3)
     try:
-        sender.start("bom-1", demo_platform.api_url + "/api/events", 20, ["bom"])
+        port = int(server.stdout.readline())
+        sender.start("bom-1", f"http://127.0.0.1:{port}/api/events", 20, ["bom"])
         assert _wait_for(lambda: len(fired.requests) >= 2, timeout_s=15, sleep=gevent.sleep)
     finally:
         sender.stop_all()
+        server.kill()
+        server.wait(timeout=10)
     assert sender.counts()["accepted"] == len(fired.requests) and sender.status_counts() == {202: len(fired.requests)}
     assert all(isinstance(r["exception"], BadPayloadAccepted) and str(r["exception"]) == "accepted bad payload (202)"
                for r in fired.requests)
