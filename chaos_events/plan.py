@@ -162,8 +162,9 @@ class SloSpec:
       latency:         percentile (50..99.9, default 95.0), during (default FAULT), endpoints,
                        max (seconds) and/or max_ratio (to baseline): at least one is set, an absent one is None
       throughput_drop: during (default FAULT), max, endpoints
-      detection_time:  via (a declared probe name, or "errors": the error rate leaving the baseline band), max
-      recovery_time:   max, endpoints, method ("band" | "mann_whitney", default "band")
+      detection_time:  via (a declared probe name, or "errors": the error rate leaving the baseline band), max,
+                       targets (only faults on these targets count; default: every fault)
+      recovery_time:   max, endpoints, method ("band" | "mann_whitney", default "band"), targets (as detection_time)
       lost_writes:     max (int, default 0), check ("kafka" | "pipeline" | "all", default "all")
       duplicates:      max (int, default 0)
       alerts_fired:    alerts (tuple of alert names), within (seconds), silent_failure (bool, default False),
@@ -1127,6 +1128,14 @@ class _Loader:
             return self.text_list(node, field, key, allow_empty=False)
         if kind == "names":
             return self.text_list(node, field, key, allow_empty=False)
+        if kind == "targets":
+            names = self.text_list(node, field, key, allow_empty=False)
+            unknown = [] if names is BAD else [n for n in names if n not in self.declared_targets]
+            if unknown:
+                self.problem(node, field, f"{key!r}: unknown target {unknown[0]!r}; declared targets: "
+                                          f"{_join(self.declared_targets) or '(none)'}")
+                return BAD
+            return names
         if kind == "bool":
             return self.boolean(node, field, key)
         if kind == "check":
@@ -1165,8 +1174,9 @@ _SLO_RULES: dict[str, dict[str, tuple[str, Any]]] = {
     "latency": {"percentile": ("percentile", 95.0), "during": ("phase", Phase.FAULT), "max": ("duration", _REQUIRED),
                 "max_ratio": ("positive", _REQUIRED), "endpoints": ("endpoints", ())},
     "throughput_drop": {"during": ("phase", Phase.FAULT), "max": ("ratio", _REQUIRED), "endpoints": ("endpoints", ())},
-    "detection_time": {"via": ("via", _REQUIRED), "max": ("duration", _REQUIRED)},
-    "recovery_time": {"max": ("duration", _REQUIRED), "endpoints": ("endpoints", ()), "method": ("method", "band")},
+    "detection_time": {"via": ("via", _REQUIRED), "max": ("duration", _REQUIRED), "targets": ("targets", ())},
+    "recovery_time": {"max": ("duration", _REQUIRED), "endpoints": ("endpoints", ()), "method": ("method", "band"),
+                      "targets": ("targets", ())},
     "lost_writes": {"max": ("count", 0), "check": ("check", "all")},
     "duplicates": {"max": ("count", 0)},
     "alerts_fired": {"alerts": ("names", _REQUIRED), "within": ("duration", _REQUIRED), "silent_failure": ("bool", False),

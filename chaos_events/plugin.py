@@ -97,6 +97,9 @@ def _on_init(environment, runner=None, web_ui=None, **_kwargs):
         _fail_input(f"invalid scenario:\n{exc}")
     except ChaosError as exc:
         _fail_input(str(exc))
+    kafka_problems = _kafka_option_problems(environment)
+    if kafka_problems:  # here, not only in users.py's test_start: by then the timeline would have started
+        _fail_input("\n".join(kafka_problems))
 
     session = ChaosSession(plan, _session_options(environment), _load_hooks(environment, runner))
     _h.session = session
@@ -110,6 +113,18 @@ def _on_init(environment, runner=None, web_ui=None, **_kwargs):
         from .webui import install_chaos_tab
         install_chaos_tab(web_ui, environment, lambda: _h.session, _reload_plan_from_options, abort=_abort_chaos)
     atexit.register(_emergency_revert)
+
+
+def _kafka_option_problems(environment) -> list[str]:
+    """users.py's check of --kafka-bootstrap/--kafka-topic, when a KafkaUser is among the run's user classes."""
+    users = sys.modules.get("chaos_events.users")
+    if users is None:  # no locustfile imported it, so no KafkaUser can be in the run
+        return []
+    classes = environment.user_classes or []
+    if not any(isinstance(cls, type) and issubclass(cls, users.KafkaUser) for cls in classes):
+        return []
+    options = environment.parsed_options
+    return users.check_kafka_options(options.kafka_bootstrap, options.kafka_topic)
 
 
 def _session_options(environment) -> SessionOptions:
@@ -184,7 +199,8 @@ def _start_exporter(environment, session: ChaosSession) -> None:
 def _slo_latency_thresholds(plan: Plan | None) -> tuple[float, ...]:
     if plan is None:
         return ()
-    return tuple(float(s.params["max"]) for s in plan.slos if s.metric is SloMetric.LATENCY and "max" in s.params)
+    return tuple(float(s.params["max"]) for s in plan.slos
+                 if s.metric is SloMetric.LATENCY and s.params.get("max") is not None)
 
 
 def _reload_plan_from_options() -> str | None:
@@ -306,6 +322,8 @@ def _finish_and_report(environment) -> None:
         session.stop("harness error")
         code = 4 if (session.engine and session.engine.revert_failed) else 2
         _say(f"chaos-events: harness error while judging the run: {exc}")
+    if environment.process_exit_code == 2 and code != 4:
+        code = 2  # bad input found elsewhere (users.py's option check) must not turn into a pass
     environment.process_exit_code = code
     if not environment.parsed_options.headless:
         _say(session.verdict_table())

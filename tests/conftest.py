@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.helpers import ROOT  # noqa: F401
+from tests.helpers import running_tansu
 
 
 @pytest.fixture(scope="session")
@@ -28,3 +28,10 @@ def fresh_platform(tmp_path):
         yield platform
     finally:
         platform.stop()
+
+
+@pytest.fixture
+def tansu():
+    """A Tansu broker of the test's own; yields the bootstrap address."""
+    with running_tansu() as bootstrap:
+        yield bootstrap

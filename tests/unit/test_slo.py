@@ -10,7 +10,7 @@ import random
 
 import pytest
 
-from chaos_events.plan import FaultSpec, Phase, Plan, ProbeKind, ProbeSpec, Settings, SloMetric, SloSpec
+from chaos_events.plan import parse_plan, FaultSpec, Phase, Plan, ProbeKind, ProbeSpec, Settings, SloMetric, SloSpec
 from chaos_events.record import EndpointWindow, FaultEvent, FaultEventKind, LedgerResult, ProbeSample, Record, bucket_ms
 from chaos_events.verdict import stats
 from chaos_events.verdict.phases import derive_phases
@@ -545,3 +545,32 @@ def test_per_second_series_is_only_shared_inside_one_evaluation():
     with stats.memo():
         first = stats.per_second(rec, flt)
         assert stats.per_second(rec, flt) is first
+
+
+def test_detection_and_recovery_can_be_scoped_to_targets():
+    # Only the consumer fault is judged: the undetected latency fault on another target does not count.
+    plan = parse_plan(
+        """
+name: scoped
+targets:
+  link: {proxy: {name: kafka}}
+  consumer: {host: local}
+probes:
+  health: {http: {url: "http://127.0.0.1:1/health", every: 1s}}
+faults:
+  - {at: 10s, for: 5s, fault: latency, target: link, latency_ms: 100}
+  - {at: 30s, for: 5s, fault: cpu_burn, target: consumer, cores: 1}
+slos:
+  - {name: detect-consumer, metric: detection_time, via: health, max: 10s, targets: [consumer]}
+  - {name: detect-all, metric: detection_time, via: health, max: 10s}
+""", "scoped.yml", check_targets=False)
+    record = Record("r", "scoped", 1000.0, end_t=60.0)
+    for second in range(60):
+        record.add_request(1000 + second, "GET", "/x", 5.0, failed=False)
+        record.add_probe(ProbeSample(float(second), 1000.0 + second, "health", healthy=not 31 <= second <= 36))
+    for t, kind, fid, ftype, target in [(10, "injected", "f0#1", "latency", "link"), (15, "reverted", "f0#1", "latency", "link"),
+                                        (30, "injected", "f1#1", "cpu_burn", "consumer"), (35, "reverted", "f1#1", "cpu_burn", "consumer")]:
+        record.add_event(FaultEvent(float(t), 1000.0 + t, FaultEventKind(kind), fid, ftype, target))
+    results = {r.name: r for r in evaluate(plan, record).results}
+    assert results["detect-consumer"].status is SloStatus.PASS and results["detect-consumer"].value == 1.0
+    assert results["detect-all"].status is SloStatus.FAIL
