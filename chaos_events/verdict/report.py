@@ -97,11 +97,15 @@ def series(record: Record, flt: EndpointFilter | None = None) -> list[dict[str, 
     return out
 
 
+MIN_PHASE_SHOWN_S = 1.0
+
+
 def _phase_table(record: Record, phases: list) -> dict[str, dict[str, Any]]:
     table: dict[str, dict[str, Any]] = {}
     base = stats.phase_stats(record, phases, Phase.BASELINE) if any(s.phase is Phase.BASELINE for s in phases) else None
     for phase in (Phase.BASELINE, Phase.FAULT, Phase.RECOVERY, Phase.TAIL):
-        if not any(s.phase is phase for s in phases):
+        # A sliver (e.g. a tail of a few ms after the last recovery window) has no whole second to show.
+        if sum(s.end_t - s.start_t for s in phases if s.phase is phase) < MIN_PHASE_SHOWN_S:
             continue
         ps = stats.phase_stats(record, phases, phase)
         row = ps.to_dict()

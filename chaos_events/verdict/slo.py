@@ -540,7 +540,8 @@ def slo_alerts_fired(spec: SloSpec, record: Record, phases: list[PhaseSpan], pla
         return _not_verifiable(spec, f"no Prometheus configured: probe {', '.join(names)} has no samples", "alerts", shown)
     if all(s.healthy is None for s in samples):
         why = next((str(s.detail.get("error")) for s in samples if (s.detail or {}).get("error")), "")
-        return _not_verifiable(spec, "no Prometheus configured" + (f" ({why})" if why else ""), "alerts", shown)
+        reason = "no Prometheus configured" + (f" ({why})" if why and why != "no Prometheus configured" else "")
+        return _not_verifiable(spec, reason, "alerts", shown)
     occurrences, why_none = _real_occurrences(record, plan)
     if expected and not occurrences:
         return _not_verifiable(spec, f"{why_none}, so no alert was expected to fire", "alerts", shown)
