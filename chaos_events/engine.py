@@ -189,6 +189,7 @@ class ChaosEngine:
             self._event(FaultEventKind.PLANNED, oid, spec.type, spec.target, description)
             return
         ctx = self._context(oid, fault)
+        now, started_wall = self.clock(), self.wall()
         running = _Running(oid, spec, fault, ctx, now, ends_t)
         self._stack.append(running)
         try:
@@ -203,8 +204,9 @@ class ChaosEngine:
             self._revert(running, "inject failed")
             return
         self.injected_count += 1
-        self.log(f"t={self.clock():.1f}s inject {description} [{oid}]")
-        self._event(FaultEventKind.INJECTED, oid, spec.type, spec.target, description)
+        self.log(f"t={now:.1f}s inject {description} [{oid}]")
+        # Stamped with the time the inject began: the fault window (and detection) starts with the first side effect.
+        self._event(FaultEventKind.INJECTED, oid, spec.type, spec.target, description, t=now, wall=started_wall)
         if running not in self._stack:  # an abort from within the inject unwound it early: undo what it just did
             self._revert(running, "aborted during its inject")
 
@@ -258,8 +260,10 @@ class ChaosEngine:
         except Exception as exc:  # a full disk must not stop the remaining reverts
             self.log(f"journal write failed: {exc}")
 
-    def _event(self, kind: FaultEventKind, oid: str, fault_type_name: str, target: str, detail: str) -> None:
-        event = FaultEvent(self.clock(), self.wall(), kind, oid, fault_type_name, target, detail)
+    def _event(self, kind: FaultEventKind, oid: str, fault_type_name: str, target: str, detail: str,
+               t: float | None = None, wall: float | None = None) -> None:
+        event = FaultEvent(self.clock() if t is None else t, self.wall() if wall is None else wall, kind, oid,
+                           fault_type_name, target, detail)
         self.record.add_event(event)
         if self.on_event is not None:
             try:

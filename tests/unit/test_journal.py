@@ -97,7 +97,7 @@ def test_round_trip_through_fault_from_journal(tmp_path):
 
 
 def test_a_failed_write_leaves_the_previous_file_whole(tmp_path, monkeypatch):
-    journal = Journal(tmp_path / "j.json")
+    journal = Journal(tmp_path / "j.json", durable=True)  # fsync is where a full disk shows
     journal.add("f0#1", note("a"))
     before = journal.path.read_bytes()
 
