@@ -47,7 +47,7 @@ def test_metrics_endpoint_passes_promtool_check_metrics():
     finally:
         exporter.close()
     assert content_type.startswith("text/plain; version=0.0.4")
-    assert 'locust_request_duration_seconds_bucket{le="0.3",method="POST",name="/api/events"}' in text
+    assert 'locust_request_duration_seconds_bucket{method="POST",name="/api/events",le="0.3"}' in text
     assert "chaos_recovery_seconds 12.5" in text
     result = _promtool(text)
     assert result.returncode == 0, result.stdout + result.stderr

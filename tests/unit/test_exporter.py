@@ -197,3 +197,41 @@ def test_probe_gauges_show_health_and_value_and_skip_unknown():
         ("chaos_probe_value", (("probe", "health"),)): 503.0,
         ("chaos_probe_value", (("probe", "lag"),)): 42.0,
     }
+
+
+def test_fast_text_has_exactly_the_samples_of_prometheus_client():
+    # The hand-rendered request families must agree with prometheus_client's own rendering, sample for sample.
+    record, recorder = _recorded()
+    recorder.on_request("GET", 'odd "name"\\with\nnewline', 7, False)
+    exporter = Exporter(record, _state, registry=CollectorRegistry(), slo_thresholds_s=(0.3,), totals=recorder.totals)
+
+    def samples(text: str) -> dict:
+        return {(f.name, s.name, tuple(sorted(s.labels.items()))): s.value
+                for f in text_string_to_metric_families(text) for s in f.samples}
+
+    fast = samples(exporter.text().decode())
+    reference = samples(generate_latest(exporter.registry).decode())
+    assert fast == reference
+    assert any(key[1] == "locust_request_duration_seconds_bucket" and ("le", "0.3") in key[2] for key in fast)
+
+
+def test_served_metrics_negotiate_openmetrics(tmp_path):
+    import urllib.request
+
+    from tests.helpers import free_port
+
+    record, recorder = _recorded()
+    exporter = Exporter(record, _state, registry=CollectorRegistry(), totals=recorder.totals)
+    port = free_port()
+    exporter.serve("127.0.0.1", port)
+    try:
+        plain = urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5)
+        assert plain.headers["Content-Type"].startswith("text/plain; version=0.0.4")
+        assert b'locust_requests_total{method="GET",name="/health",outcome="failure"} 2' in plain.read()
+        request = urllib.request.Request(f"http://127.0.0.1:{port}/metrics",
+                                         headers={"Accept": "application/openmetrics-text; version=1.0.0"})
+        om = urllib.request.urlopen(request, timeout=5)
+        assert om.headers["Content-Type"].startswith("application/openmetrics-text")
+        assert om.read().rstrip().endswith(b"# EOF")
+    finally:
+        exporter.close()
