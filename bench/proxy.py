@@ -130,8 +130,9 @@ def run(quick: bool = False) -> dict:
     }
     return make_result(
         NAME, TITLE, round(ratio, 3), "ratio", GOAL, ">=",
-        limited_by=("the proxy copies every byte through user space in one Python/gevent process (recv into a bytes "
-                    "object, queue, sendall: py-spy shows ~45% of it in the send/recv syscalls), on a core it shares "
-                    "with the peer; the direct path is one kernel copy"),
+        limited_by=("a second TCP hop: with no toxic the proxy forwards recv -> sendall in one greenlet (the queue and "
+                    "writer greenlet only with toxics), ~45% of its time in the send/recv syscalls, on a core it shares "
+                    "with the peer, while the direct path is one kernel copy. Zero-copy splice was tried: +0.1, and it "
+                    "broke reset semantics, so it was not kept"),
         details=details,
     )
