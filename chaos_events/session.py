@@ -177,8 +177,10 @@ class ChaosSession:
                 # Short naps keep injection skew low without a busy loop.
                 self.hooks.sleep(max(0.0, min(next_t - self.clock(), 0.25)))
         except BaseException:
-            # Whatever killed the timeline, nothing injected may stay injected.
-            engine.revert_all("timeline stopped by an error")
+            # Whatever killed the timeline, nothing injected may stay injected. When stop() killed it, stop() unwinds
+            # the stack itself: a second unwind here would race it (out of LIFO order, under the wrong reason).
+            if not self._stopped:
+                engine.revert_all("timeline stopped by an error")
             raise
 
     def _refresh_live_state(self) -> None:
@@ -336,7 +338,10 @@ class ChaosSession:
             "slo_ok": slo_ok,
             "ledger": ledger_counts,
             "consumer_lag": lag,
-            "probes": {name: (s.healthy, s.value) for name, s in probes_latest.items()},
+            # Not the prometheus_alerts probes: their "healthy" is "no alert firing", and fed back to Prometheus as
+            # chaos_probe_healthy it would keep ChaosHealthDegraded firing on itself for the rest of the run.
+            "probes": {name: (s.healthy, s.value) for name, s in probes_latest.items()
+                       if self.probes.probes[name].kind is not ProbeKind.PROMETHEUS_ALERTS},
             "run_id": self.record.run_id,
             "scenario": self.record.scenario,
         }

@@ -1,0 +1,101 @@
+"""Exit codes of real Locust runs (ARCHITECTURE section 4): with a scenario active the harness owns the code
+(0 every SLO held, 3 one broke), and failed requests alone never give Locust's 1; without a scenario, Locust's own
+rule stands (1 on any failure).
+
+Each scenario run pauses a real `sleep` process for the rest of the run and checks it was resumed. The load goes to
+a stdlib HTTP server on loopback: `/` answers 200, `/missing` answers 404 (a failed request).
+"""
+from __future__ import annotations
+
+import pytest
+
+from tests.integration.test_revert_always import Scene
+
+FAILING_LOCUSTFILE = """
+import chaos_events
+from locust import FastHttpUser, constant, task
+
+
+class Visitor(FastHttpUser):
+    wait_time = constant(0.2)
+
+    @task
+    def visit(self):
+        self.client.get("/")
+
+    @task
+    def broken(self):
+        self.client.get("/missing")
+"""
+
+STRICT_SCENARIO = """
+name: strict
+targets:
+  victim: {process: {pidfile: "@PIDFILE@"}}
+faults:
+  - {at: 1s, for: 60s, fault: pause, target: victim}
+slos:
+  - {name: no-errors, metric: error_rate, during: all, max: 0}
+"""
+
+LENIENT_SCENARIO = """
+name: lenient
+targets:
+  victim: {process: {pidfile: "@PIDFILE@"}}
+faults:
+  - {at: 1s, for: 60s, fault: pause, target: victim}
+slos:
+  - {name: any-errors, metric: error_rate, during: all, max: 1.0}
+"""
+
+
+@pytest.fixture
+def scene(tmp_path):
+    scene = Scene(tmp_path)
+    try:
+        yield scene
+    finally:
+        scene.close()
+
+
+def _slo_statuses(scene) -> dict:
+    return {r["name"]: r["status"] for r in scene.report()["verdict"]["results"]}
+
+
+def test_every_slo_holds_exits_0(scene):
+    run = scene.run(scene.args("4s"))
+    assert run.returncode == 0, run.output[-4000:]
+    assert _slo_statuses(scene) == {"few-errors": "pass"}
+    assert "T" in scene.seen
+    scene.assert_reverted(run.output)
+
+
+def test_broken_slo_exits_3(scene):
+    scene.write_locustfile(FAILING_LOCUSTFILE)
+    scene.write_scenario(STRICT_SCENARIO)
+    run = scene.run(scene.args("4s"))
+    assert run.returncode == 3, run.output[-4000:]
+    assert _slo_statuses(scene) == {"no-errors": "fail"}
+    assert "chaos verdict: FAIL" in run.output, run.output[-4000:]
+    scene.assert_reverted(run.output)
+
+
+def test_failures_alone_do_not_give_1_with_a_scenario(scene):
+    scene.write_locustfile(FAILING_LOCUSTFILE)
+    scene.write_scenario(LENIENT_SCENARIO)
+    run = scene.run(scene.args("4s"))
+    assert "404" in run.output or "/missing" in run.output, run.output[-4000:]   # there were failures ...
+    assert run.returncode == 0, run.output[-4000:]                               # ... and the SLO decides
+    assert _slo_statuses(scene) == {"any-errors": "pass"}
+    scene.assert_reverted(run.output)
+
+
+@pytest.mark.parametrize("locustfile, expected", [(FAILING_LOCUSTFILE, 1), (None, 0)], ids=["failures", "clean"])
+def test_without_a_scenario_locust_decides(scene, locustfile, expected):
+    if locustfile:
+        scene.write_locustfile(locustfile)
+    run = scene.run(scene.args("3s", plan=False))
+    assert run.returncode == expected, run.output[-4000:]
+    assert "chaos verdict" not in run.output
+    assert not (scene.reports / "chaos-report.json").exists()
+    assert "T" not in scene.seen, "a run without a scenario paused the victim"
