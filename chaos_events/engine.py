@@ -243,7 +243,7 @@ class ChaosEngine:
             error = f"{type(exc).__name__}: {exc}" if not str(exc) else str(exc)
             self.revert_failed = True
             self.log(f"t={self.clock():.1f}s REVERT FAILED {description} [{oid}] ({reason}): {error} "
-                     f"-- the target is left degraded; retry with `chaos-events revert --journal FILE`")
+                     f"-- the target is left degraded; retry with `chaos-events revert --journal {self._journal_path()}`")
             self._event(FaultEventKind.REVERT_FAILED, oid, spec.type, spec.target, error)
             if self.journal is not None:
                 self._journal_quietly(lambda: self.journal.add(oid, fault))
@@ -253,6 +253,9 @@ class ChaosEngine:
         self.log(f"t={self.clock():.1f}s revert {description} [{oid}]" + ("" if reason == "time up" else f" ({reason})"))
         self._event(FaultEventKind.REVERTED, oid, spec.type, spec.target, reason)
         return None
+
+    def _journal_path(self) -> str:
+        return str(self.journal.path) if self.journal is not None else "FILE"
 
     def _journal_quietly(self, write: Callable[[], None]) -> None:
         try:

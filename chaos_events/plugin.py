@@ -165,8 +165,14 @@ def _load_hooks(environment, runner) -> LoadHooks:
         user_count=lambda: runner.user_count,
         worker_count=lambda: runner.worker_count if isinstance(runner, MasterRunner) else 0,
         run_blocking=lambda fn, *args: gevent.get_hub().threadpool.apply(fn, args),
+        join=_join_other,
         log=_say,
     )
+
+
+def _join_other(greenlet, timeout: float) -> None:
+    if greenlet is not gevent.getcurrent():
+        greenlet.join(timeout)
 
 
 def _log_greenlet_failure(greenlet) -> None:

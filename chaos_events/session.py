@@ -10,6 +10,7 @@ them along several paths (run time over, Ctrl-C, SIGTERM, web UI stop).
 """
 from __future__ import annotations
 
+import dataclasses
 import os
 import time
 import uuid
@@ -32,6 +33,7 @@ from .verdict.slo import SloStatus, Verdict, evaluate
 
 LIVE_VERDICT_EVERY_S = 2.0      # provisional SLOs for the exporter and the web UI
 PROGRESS_EVERY_S = 5.0          # headless console progress line
+INJECT_FINISH_WAIT_S = 15.0     # at stop, how long an inject under way may take to finish before it is cut off
 
 
 @dataclass
@@ -44,6 +46,7 @@ class LoadHooks:
     user_count: Callable[[], int] = lambda: 0
     worker_count: Callable[[], int] = lambda: 0
     run_blocking: Callable[..., Any] = lambda fn, *a: fn(*a)   # a blocking call off the hub (native thread)
+    join: Callable[[Any, float], None] = lambda greenlet, timeout: None   # wait for a greenlet (never the current one)
     log: Callable[[str], None] = print
 
 
@@ -223,6 +226,10 @@ class ChaosSession:
         self.running = False
         if self.record.end_t is None:
             self.record.end_t = self.clock()
+        if self._greenlets:
+            # Let an inject already under way finish (it is then recorded, and reverted below) rather than cut it off
+            # halfway; the loop itself ends at its next turn because `running` is now False.
+            self.hooks.join(self._greenlets[0], INJECT_FINISH_WAIT_S)
         for greenlet in self._greenlets:
             try:
                 greenlet.kill(block=False)
@@ -246,6 +253,9 @@ class ChaosSession:
             return 2
         self._audit_ledger()
         verdict = evaluate(self.plan, self.record)
+        if self.options.dry_run:
+            # Nothing was injected, so nothing was proven: the verdict is shown for information and never fails a build.
+            verdict = dataclasses.replace(verdict, exit_code=0, summary={**verdict.summary, "dry_run": True})
         self.state.verdict, self.state.final = verdict, True
         self.state.phase = current_phase(self.record, self.plan, self.record.end_t or self.clock()).value
         try:

@@ -582,6 +582,8 @@ def format_verdict_table(verdict: Verdict) -> str:
     for rf in verdict.summary.get("revert_failures", []):
         lines.append(f"REVERT FAILED {rf['fault_id']} ({rf['fault']}) at t={rf['t']:.1f}s: {rf['detail'] or 'no detail'}")
     word = "REVERT FAILED" if verdict.revert_failed else ("PASS" if verdict.ok else "FAIL")
+    if verdict.summary.get("dry_run"):
+        word = "DRY RUN, nothing injected, SLOs not judged"
     lines.append(f"chaos verdict: {word} (exit code {verdict.exit_code})")
     return "\n".join(lines)
 

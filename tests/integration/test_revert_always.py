@@ -324,6 +324,9 @@ def test_sigterm_during_an_inject_in_flight_reverts_once(scene):
     # stop() alone unwinds: one revert, under the stop's reason (the killed timeline must not race it).
     assert re.findall(r"revert pause victim \[f0#1\].*", output) == ["revert pause victim [f0#1] (test stopped)"], \
         output[-4000:]
+    # The inject under way was allowed to finish, so the record knows the fault happened.
+    events = json.loads((scene.reports / "chaos-report.json").read_text())["record"]["events"]
+    assert [e["kind"] for e in events if e["fault_id"] == "f0#1"] == ["injected", "reverted"], events
     assert_no_traceback(output)
 
 RAISING_TASK = """

@@ -183,7 +183,7 @@ def test_one_failing_revert_does_not_stop_the_others(tmp_path):
     assert list(h.journal.entries()) == ["f1#1"]     # kept for `chaos-events revert`
     loud = [line for line in h.lines if "REVERT FAILED" in line]
     assert loud == ["t=5.0s REVERT FAILED _test_engine_failing_revert box (label=b) [f1#1] (end of run): cannot undo b "
-                    "-- the target is left degraded; retry with `chaos-events revert --journal FILE`"]
+                    f"-- the target is left degraded; retry with `chaos-events revert --journal {h.journal.path}`"]
 
 
 def test_failed_verification_is_a_revert_failure(tmp_path):
