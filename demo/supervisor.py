@@ -256,7 +256,8 @@ class Platform:
         elif not pid_runs(pid, self.part_argv(name)):
             outcome = f"stale pidfile (pid {pid} is not running the demo {name}); removed"
         else:
-            terminate_group(pid, proc)
+            # After a restart by a fault, the pidfile names a newer process than the Popen we kept: wait on the pid.
+            terminate_group(pid, proc if proc is not None and proc.pid == pid else None)
             outcome = f"stopped pid {pid}"
         if proc is not None and proc.poll() is None:
             terminate_group(proc.pid, proc)

@@ -1,5 +1,14 @@
-"""Fixtures shared by every suite. The demo platform fixtures start real processes and stop them by pid."""
+"""Fixtures shared by every suite. The demo platform fixtures start real processes and stop them by pid.
+
+gevent patches the standard library first, as it does in every Locust process: several suites import locust, and
+patching ssl after requests has imported it ends in a RecursionError.
+"""
 from __future__ import annotations
+
+from gevent import monkey
+
+monkey.patch_all()
+
 
 import pytest
 

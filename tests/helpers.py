@@ -123,3 +123,17 @@ def running_tansu():
     finally:
         os.killpg(proc.pid, signal.SIGKILL)  # memory storage: nothing to flush
         proc.wait(10)
+
+
+@contextlib.contextmanager
+def registered_faults(*classes):
+    """Register test-only fault types for the block, then remove them, so no other test sees them in listings."""
+    from chaos_events.faults import base
+
+    for cls in classes:
+        base.register(cls)
+    try:
+        yield
+    finally:
+        for cls in classes:
+            base._REGISTRY.pop(cls.type_name, None)

@@ -11,10 +11,11 @@ import pytest
 
 from chaos_events.engine import ChaosEngine
 from chaos_events.errors import InjectionError, RevertError
-from chaos_events.faults.base import Fault, FaultContext, register
+from chaos_events.faults.base import Fault, FaultContext
 from chaos_events.journal import Journal
 from chaos_events.plan import FaultSpec, Plan, Repeat, Target, TargetKind
 from chaos_events.record import FaultEventKind, Record
+from tests.helpers import registered_faults
 
 # target name -> set of faults currently applied to it; "order" logs every action
 WORLD: dict[str, list] = {}
@@ -47,12 +48,10 @@ class _WorldFault(Fault):
             WORLD.setdefault("order", []).append(f"revert {self.params.label}")
 
 
-@register
 class FlagFault(_WorldFault):
     type_name = "_test_engine_flag"
 
 
-@register
 class FailingRevertFault(_WorldFault):
     type_name = "_test_engine_failing_revert"
 
@@ -61,7 +60,6 @@ class FailingRevertFault(_WorldFault):
         raise RevertError(f"cannot undo {self.params.label}")
 
 
-@register
 class HalfwayFault(_WorldFault):
     """Applies its first half, then its inject raises: the revert must still undo the first half."""
 
@@ -72,7 +70,6 @@ class HalfwayFault(_WorldFault):
         raise InjectionError("second half failed")
 
 
-@register
 class BadVerifyFault(_WorldFault):
     type_name = "_test_engine_bad_verify"
 
@@ -83,7 +80,6 @@ class BadVerifyFault(_WorldFault):
 ON_INJECT: list = []   # callables run by AbortingFault.inject (set per test)
 
 
-@register
 class AbortingFault(_WorldFault):
     """Its inject presses the abort button half-way (as a web UI greenlet could while an inject yields)."""
 
@@ -93,6 +89,12 @@ class AbortingFault(_WorldFault):
         super().inject(ctx)
         for hook in ON_INJECT:
             hook()
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _test_faults_registered():
+    with registered_faults(FlagFault, FailingRevertFault, HalfwayFault, BadVerifyFault, AbortingFault):
+        yield
 
 
 class FakeClock:

@@ -8,9 +8,10 @@ from dataclasses import dataclass
 import pytest
 
 from chaos_events.errors import RevertError, SafetyError
-from chaos_events.faults.base import Fault, FaultContext, fault_type, register
+from chaos_events.faults.base import Fault, FaultContext, fault_type
 from chaos_events.journal import Journal, JournalError, read_journal, revert_from_journal
 from chaos_events.plan import Target, TargetKind
+from tests.helpers import registered_faults
 
 REVERTED: list[str] = []
 
@@ -21,7 +22,6 @@ class NoteParams:
     fail: bool = False
 
 
-@register
 class NoteFault(Fault):
     """Test-only: its revert appends its note to REVERTED (or fails when `fail`)."""
 
@@ -39,6 +39,12 @@ class NoteFault(Fault):
         if self.state.get("on"):
             REVERTED.append(self.params.note)
             self.state["on"] = False
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _note_fault_registered():
+    with registered_faults(NoteFault):
+        yield
 
 
 @pytest.fixture(autouse=True)

@@ -167,7 +167,10 @@ def test_control_api_invalid_json_unknown_route_conflict_and_method(proxy):
 
 
 def test_routes_toxics_and_reset(proxy, echo):
-    assert proxy.threaded  # a plain (unpatched) process: the proxy runs its own hub in a thread
+    # A plain process gets its own hub in a thread; a gevent-patched one (as under Locust, and this suite) greenlets.
+    from gevent import monkey
+
+    assert proxy.threaded is not monkey.is_module_patched("socket")
     client = ProxyClient(proxy.control_url)
     stored = client.add_toxic("echo", "slow", "latency", {"latency_ms": 5}, stream="upstream", toxicity=0.5)
     assert stored == {"name": "slow", "type": "latency", "stream": "upstream", "toxicity": 0.5,
