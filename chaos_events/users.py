@@ -36,6 +36,8 @@ BUFFER_RETRY_S = 0.05
 _FENCED: frozenset[int] = frozenset()  # filled on first use; needs confluent_kafka
 TOPIC_RE = re.compile(r"^[A-Za-z0-9._-]{1,249}$")
 
+STUCK_AFTER_S = 10.0  # no delivery for this long (message.timeout.ms is 5 s): replace the producer
+
 PRODUCER_CONFIG: dict[str, Any] = {
     "enable.idempotence": True,
     "acks": "all",
@@ -134,6 +136,7 @@ class _SharedProducer:
         self._last_error_log = 0.0
         self.producer = Producer({**PRODUCER_CONFIG, "bootstrap.servers": bootstrap, "error_cb": self._on_error})
         self.generation = 0
+        self._failing_since: float | None = None   # first failed delivery since the last success
         self._running = True
         self._greenlet = gevent.spawn(self._poll_loop)
 
@@ -183,13 +186,30 @@ class _SharedProducer:
                 continue
             _, generation, topic, length, producer_id, seq, latency_ms, err = item
             if err is None:
+                self._failing_since = None
                 self._fire(topic, length, latency_ms, None)
                 if producer_id is not None and seq is not None:
                     acknowledge("kafka", producer_id, seq)
             else:
                 self._fire(topic, length, latency_ms, KafkaDeliveryError(err.str()))
-                if generation == self.generation and (err.fatal() or err.code() in _FENCED):
+                if generation != self.generation:
+                    continue
+                if err.fatal() or err.code() in _FENCED:
                     self._replace_producer(err.str())
+                elif self._stuck(time.monotonic()):
+                    # A broker that lost its state (a restart of an in-memory broker) answers the idempotent producer
+                    # with UnknownProducerId, and librdkafka then times out every message for good. A real service
+                    # restarts its client when nothing has been delivered for a while; so do we.
+                    self._replace_producer(f"nothing delivered for {STUCK_AFTER_S:g} s (last error: {err.str()})")
+
+    def _stuck(self, now: float) -> bool:
+        if self._failing_since is None:
+            self._failing_since = now
+            return False
+        if now - self._failing_since < STUCK_AFTER_S:
+            return False
+        self._failing_since = now  # at most one replacement per STUCK_AFTER_S while the failures go on
+        return True
 
     def _replace_producer(self, reason: str) -> None:
         """A fatal error (e.g. the idempotent producer fenced after timeouts) ends a producer: start a new one.

@@ -14,6 +14,9 @@ import pytest
 
 from tests.helpers import running_tansu
 
+# Loaded by its entry point once the package is installed; named here too so a bare checkout works the same.
+pytest_plugins = ["chaos_events.pytest_plugin"]
+
 
 @pytest.fixture(scope="session")
 def demo_platform(tmp_path_factory):
