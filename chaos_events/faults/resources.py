@@ -47,6 +47,33 @@ def _verify_children_gone(fault: Fault) -> None:
         raise RevertError(f"{fault.type_name}: processes still running: {', '.join(map(str, alive))}")
 
 
+class _CappedFault(Fault):
+    """A resource fault whose caps (`check`) are checked again at inject time: the machine may have changed."""
+
+    def inject(self, ctx: FaultContext) -> None:
+        problems = self.check(self.params, self.target)
+        if problems:
+            raise InjectionError(f"{self.type_name}: {problems[0]}")
+        self._apply(ctx)
+
+    def _apply(self, ctx: FaultContext) -> None:
+        raise NotImplementedError
+
+
+class _ChildProcessFault(_CappedFault):
+    """Its effect lives in child processes. Invariant: state["children"] lists each child, saved as it starts."""
+
+    def _keep(self, handle: Any, ctx: FaultContext) -> None:
+        self.state.setdefault("children", []).append(handle.to_state())
+        ctx.save_state()
+
+    def revert(self, ctx: FaultContext) -> None:
+        _stop_children(self, ctx)
+
+    def verify_reverted(self, ctx: FaultContext) -> None:
+        _verify_children_gone(self)
+
+
 def _occurrence_id(fault: Fault, ctx: FaultContext) -> str:
     """The engine's occurrence id, or one of our own (kept in state so a journal revert finds the same one)."""
     if not fault.state.get("id"):
@@ -68,7 +95,7 @@ class CpuBurnParams:
 
 
 @register
-class CpuBurn(Fault):
+class CpuBurn(_ChildProcessFault):
     """Spin `cores` child processes, each busy for `load` of the time. Invariant: state["children"] lists every
     child started so far, saved before the next one starts.
 
@@ -84,21 +111,9 @@ class CpuBurn(Fault):
     def check(cls, params: CpuBurnParams, target: Target) -> list[str]:
         return backend.cpu_burn_problems(params.cores)
 
-    def inject(self, ctx: FaultContext) -> None:
-        problems = self.check(self.params, self.target)
-        if problems:
-            raise InjectionError(f"cpu_burn: {problems[0]}")
-        self.state.setdefault("children", [])
+    def _apply(self, ctx: FaultContext) -> None:
         for _ in range(self.params.cores):
-            handle = backend.start_cpu_burner(self.params.load)
-            self.state["children"].append(handle.to_state())
-            ctx.save_state()
-
-    def revert(self, ctx: FaultContext) -> None:
-        _stop_children(self, ctx)
-
-    def verify_reverted(self, ctx: FaultContext) -> None:
-        _verify_children_gone(self)
+            self._keep(backend.start_cpu_burner(self.params.load), ctx)
 
 
 # -- memory_pressure ------------------------------------------------------------------------------------------
@@ -112,7 +127,7 @@ class MemoryPressureParams:
 
 
 @register
-class MemoryPressure(Fault):
+class MemoryPressure(_ChildProcessFault):
     """One child that allocates `size_bytes`, touches every page and holds it. Capped at 50% of MemAvailable.
 
     Example: MemoryPressure(MemoryPressureParams(size_bytes=256 * 2**20), Target("host", TargetKind.HOST, {}))
@@ -127,20 +142,8 @@ class MemoryPressure(Fault):
     def check(cls, params: MemoryPressureParams, target: Target) -> list[str]:
         return backend.memory_problems(params.size_bytes)
 
-    def inject(self, ctx: FaultContext) -> None:
-        problems = self.check(self.params, self.target)
-        if problems:
-            raise InjectionError(f"memory_pressure: {problems[0]}")
-        self.state.setdefault("children", [])
-        handle = backend.start_memory_hog(self.params.size_bytes)
-        self.state["children"].append(handle.to_state())
-        ctx.save_state()
-
-    def revert(self, ctx: FaultContext) -> None:
-        _stop_children(self, ctx)
-
-    def verify_reverted(self, ctx: FaultContext) -> None:
-        _verify_children_gone(self)
+    def _apply(self, ctx: FaultContext) -> None:
+        self._keep(backend.start_memory_hog(self.params.size_bytes), ctx)
 
 
 # -- disk_fill ------------------------------------------------------------------------------------------------
@@ -166,7 +169,7 @@ def _directory(target: Target) -> str:
 
 
 @register
-class DiskFill(Fault):
+class DiskFill(_CappedFault):
     """Write `.chaos-disk-fill-<id>` in the target directory until `size_bytes` are written or only
     `free_percent` of the filesystem is free. Never leaves less than 5% (at least 1 GiB) free.
 
@@ -183,11 +186,8 @@ class DiskFill(Fault):
     def check(cls, params: DiskFillParams, target: Target) -> list[str]:
         return backend.disk_fill_problems(_directory(target), params.size_bytes, params.free_percent)
 
-    def inject(self, ctx: FaultContext) -> None:
+    def _apply(self, ctx: FaultContext) -> None:
         directory = _directory(self.target)
-        problems = self.check(self.params, self.target)
-        if problems:
-            raise InjectionError(f"disk_fill: {problems[0]}")
         fill = backend.disk_fill_bytes(backend.disk_space(directory), self.params.size_bytes, self.params.free_percent)
         path = os.path.join(directory, f"{backend.DISK_FILL_PREFIX}{_occurrence_id(self, ctx)}")
         self.state["path"] = path
@@ -237,7 +237,7 @@ def endpoint_address(target: Target) -> tuple[str, int, str]:
 
 
 @register
-class PoolExhaustion(Fault):
+class PoolExhaustion(_ChildProcessFault):
     """A child process opens `connections` TCP connections to the endpoint and holds them: idle, or with a
     request whose body never finishes ("slow-request"), which ties up the server's request slots. A slow
     request must go to a route that reads its body (`path`, e.g. /api/events): a 404 frees the slot at once.
@@ -256,23 +256,11 @@ class PoolExhaustion(Fault):
     def check(cls, params: PoolExhaustionParams, target: Target) -> list[str]:
         return backend.connection_problems(params.connections)
 
-    def inject(self, ctx: FaultContext) -> None:
-        problems = self.check(self.params, self.target)
-        if problems:
-            raise InjectionError(f"pool_exhaustion: {problems[0]}")
+    def _apply(self, ctx: FaultContext) -> None:
         host, port, path = endpoint_address(self.target)
-        path = self.params.path or path
-        self.state.setdefault("children", [])
-        held = backend.start_connection_holder(host, port, self.params.connections, self.params.hold, path)
-        self.state["children"].append(held.handle.to_state())
-        self.state["opened"] = held.opened
-        self.state["failed"] = held.failed
-        ctx.save_state()
+        held = backend.start_connection_holder(host, port, self.params.connections, self.params.hold,
+                                               self.params.path or path)
+        self.state["opened"], self.state["failed"] = held.opened, held.failed
+        self._keep(held.handle, ctx)
         if held.opened == 0:
             raise InjectionError(f"pool_exhaustion: no connection to {host}:{port} could be opened ({held.failed} failed)")
-
-    def revert(self, ctx: FaultContext) -> None:
-        _stop_children(self, ctx)
-
-    def verify_reverted(self, ctx: FaultContext) -> None:
-        _verify_children_gone(self)

@@ -81,12 +81,15 @@ class Chromium:
         self.call("Page.navigate", url=url)
         wait_for(lambda: self.js("document.readyState") == "complete", 20, f"{url} to load")
 
-    def click_button(self, text: str) -> None:
-        """Click the first button (or tab) whose visible text is `text`, as a user would."""
-        found = self.js(f"""(() => {{
+    def click_button(self, text: str, timeout_s: float = 20) -> None:
+        """Click the first button (or tab) whose visible text is `text`, once React has drawn it, as a user would."""
+        script = f"""(() => {{
             const el = [...document.querySelectorAll('button, [role=tab]')].find(e => e.textContent.trim() === {json.dumps(text)});
-            if (!el) return false; el.scrollIntoView(); el.click(); return true; }})()""")
-        assert found, f"no button {text!r} on {self.js('location.href')}"
+            if (!el) return false; el.scrollIntoView(); el.click(); return true; }})()"""
+        deadline = time.monotonic() + timeout_s
+        while not self.js(script):
+            assert time.monotonic() < deadline, f"no button {text!r} on {self.js('location.href')} within {timeout_s}s"
+            time.sleep(0.2)
 
     def type_into(self, selector: str, text: str) -> None:
         """Replace an input's text through real keyboard-style input, so React sees the change."""
