@@ -345,6 +345,5 @@ def _on_quit(exit_code, **_kwargs):
 
 def _emergency_revert() -> None:
     """Last line of defence on interpreter exit (an exception escaped Locust's main)."""
-    session = _h.session
-    if session is not None and session.engine is not None and not session._stopped:
-        session.stop("process exiting")
+    if _h.session is not None:
+        _h.session.stop("process exiting")  # a no-op when the run already stopped

@@ -159,7 +159,11 @@ class ChaosSession:
     def _fault_context(self, occurrence_id: str) -> FaultContext:
         return FaultContext(run_dir=str(Path(self.options.journal_path).parent), broadcast=self.hooks.broadcast,
                             log=self.hooks.log, kafka_bootstrap=self.options.kafka_bootstrap or None,
-                            occurrence_id=occurrence_id, extra_allowed=self.options.extra_allowed)
+                            occurrence_id=occurrence_id, extra_allowed=self.options.extra_allowed,
+                            report=self._observe)
+
+    def _observe(self, key: str, data: dict) -> None:
+        self.record.meta.setdefault(key, []).append(data)
 
     def _spawn_watchdog(self):
         try:
@@ -252,6 +256,7 @@ class ChaosSession:
         if self.harness_error:
             return 2
         self._audit_ledger()
+        self._count_dead_letters()
         verdict = evaluate(self.plan, self.record)
         if self.options.dry_run:
             # Nothing was injected, so nothing was proven: the verdict is shown for information and never fails a build.
@@ -291,6 +296,27 @@ class ChaosSession:
         if "pipeline" in checks:
             result = self.hooks.run_blocking(ledger_mod.audit_pipeline, ledger, self.options.host, 1.0, 500, deadline)
             self.record.ledger.append(result)
+
+    def _count_dead_letters(self) -> None:
+        """Poison messages delivered, and how many of them reached the dead-letter topic (for data_rejected)."""
+        sent = self.record.meta.get("poison", [])
+        if not sent:
+            return
+        self.record.meta["poison_sent"] = sum(int(entry["delivered"]) for entry in sent)
+        if not all(entry.get("dead_letter_topic") for entry in sent):
+            return  # a scenario that names no dead-letter topic gets the count "unknown", not a guess
+        from .backends.poison import TAG_HEADER
+        from .observe.ledger import count_tagged
+
+        found = 0
+        for (bootstrap, topic), entries in _group_by_topic(sent).items():
+            count = self.hooks.run_blocking(count_tagged, bootstrap, topic, TAG_HEADER,
+                                            {e["tag"] for e in entries}, sum(e["delivered"] for e in entries),
+                                            self.plan.settings.catch_up_s)
+            if count is None:
+                return
+            found += count
+        self.record.meta["dlq_count"] = found
 
     def _ledger_checks(self) -> set[str]:
         checks: set[str] = set()
@@ -355,3 +381,10 @@ class ChaosSession:
             "run_id": self.record.run_id,
             "scenario": self.record.scenario,
         }
+
+
+def _group_by_topic(entries: list[dict]) -> dict[tuple[str, str], list[dict]]:
+    groups: dict[tuple[str, str], list[dict]] = {}
+    for entry in entries:
+        groups.setdefault((entry["bootstrap"], entry["dead_letter_topic"]), []).append(entry)
+    return groups

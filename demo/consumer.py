@@ -103,7 +103,9 @@ class StoreConsumer:
             if event is None:
                 self.dlq.produce(
                     self.dlq_topic, value=msg.value(), key=msg.key(),
-                    headers=[("chaos-dlq-reason", reason), ("chaos-dlq-origin", f"{msg.topic()}/{msg.partition()}/{msg.offset()}")],
+                    # The original headers travel with the message, as a dead-letter topic should keep them.
+                    headers=[*(msg.headers() or []), ("chaos-dlq-reason", reason),
+                             ("chaos-dlq-origin", f"{msg.topic()}/{msg.partition()}/{msg.offset()}")],
                 )
                 self.dlq.poll(0)
                 dlq_reasons[reason] += 1

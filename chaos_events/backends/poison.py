@@ -37,6 +37,9 @@ def _base_event(rng: random.Random, n: int) -> dict:
     }
 
 
+TAG_HEADER = "chaos-poison-tag"
+
+
 class PoisonProducer:
     """Produces `rate_per_s` poison messages per second, cycling through `kinds`.
 
@@ -45,8 +48,9 @@ class PoisonProducer:
     """
 
     def __init__(self, bootstrap: str, topic: str, rate_per_s: float, kinds: Iterable[str] | None = None,
-                 seed: int | None = None, config: dict | None = None):
+                 seed: int | None = None, config: dict | None = None, tag: str | None = None):
         self.kinds = tuple(kinds or POISON_KINDS)
+        self.tag = tag  # sent as header `chaos-poison-tag`, to count these messages wherever the platform parks them
         unknown = [k for k in self.kinds if k not in POISON_KINDS]
         if unknown:
             raise ValueError(f"unknown poison kind {unknown[0]!r}; expected one of: {', '.join(POISON_KINDS)}")
@@ -131,6 +135,8 @@ class PoisonProducer:
     def _produce_one(self, producer, n: int) -> None:
         kind = self.kinds[n % len(self.kinds)]
         value, headers = make_poison_message(kind, self._rng, _base_event(self._rng, n))
+        if self.tag:
+            headers.append((TAG_HEADER, self.tag.encode()))
 
         def delivered(err, _msg, kind=kind):
             with self._lock:
@@ -160,10 +166,10 @@ _FINISHED: dict[str, dict] = {}
 
 
 def start_poison(fault_id: str, bootstrap: str, topic: str, rate_per_s: float, kinds: Iterable[str] | None = None,
-                 seed: int | None = None) -> PoisonProducer:
+                 seed: int | None = None, tag: str | None = None) -> PoisonProducer:
     """Start (or restart) the poison producer of one fault occurrence."""
     stop_poison(fault_id)
-    producer = PoisonProducer(bootstrap, topic, rate_per_s, kinds, seed)
+    producer = PoisonProducer(bootstrap, topic, rate_per_s, kinds, seed, tag=tag)
     producer.start()
     _ACTIVE[fault_id] = producer
     return producer

@@ -30,6 +30,7 @@ class FaultContext:
     `kafka_bootstrap` is the run's Kafka bootstrap servers, for faults that produce to Kafka.
     `occurrence_id` names this occurrence of the fault (stable across inject and revert); "" when the engine gives none.
     `extra_allowed` is the run's --chaos-allow list (container names allowed without the opt-in label).
+    `report(key, data)` adds an observation to the run's record (e.g. how many poison messages a fault delivered).
     """
 
     run_dir: str = ".run"
@@ -39,6 +40,7 @@ class FaultContext:
     kafka_bootstrap: str | None = None
     occurrence_id: str = ""
     extra_allowed: tuple[str, ...] = ()
+    report: Callable[[str, dict], None] = lambda key, data: None
 
 
 class Fault:

@@ -113,6 +113,7 @@ class PoisonMessagesParams:
     rate_per_s: float
     kinds: tuple[str, ...] = POISON_KINDS
     topic: str | None = None
+    dead_letter_topic: str | None = None   # where the platform should park them; the verdict counts them there
 
     def __post_init__(self) -> None:
         _check_rate(self.rate_per_s)
@@ -153,10 +154,13 @@ class PoisonMessages(Fault):
 
         bootstrap, topic = self._where(ctx)
         fault_id = _occurrence_id(self, ctx)
+        # A tag of this injection's own, carried as a header, so its messages can be counted in the dead-letter topic
+        # apart from any earlier run's.
+        tag = self.state.setdefault("tag", uuid.uuid4().hex[:16])
         self.state.update({"started": True, "bootstrap": bootstrap, "topic": topic})
         ctx.save_state()
         try:
-            poison.start_poison(fault_id, bootstrap, topic, self.params.rate_per_s, self.params.kinds)
+            poison.start_poison(fault_id, bootstrap, topic, self.params.rate_per_s, self.params.kinds, tag=tag)
         except ValueError as exc:
             raise InjectionError(f"poison_messages: {exc}") from exc
 
@@ -169,6 +173,8 @@ class PoisonMessages(Fault):
         final = poison.stop_poison(self.state["id"])
         if final is not None:
             self.state.update({k: final[k] for k in ("sent", "delivered", "failed", "queue_full")})
+            ctx.report("poison", {"tag": self.state.get("tag"), "delivered": final["delivered"],
+                                  "bootstrap": self.state["bootstrap"], "dead_letter_topic": self.params.dead_letter_topic})
         self.state["stopped"] = True
         ctx.save_state()
 

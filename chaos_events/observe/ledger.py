@@ -434,6 +434,48 @@ def audit_kafka(ledger: Ledger, bootstrap: str, topic: str, deadline_s: float = 
         consumer.close()
 
 
+def count_tagged(bootstrap: str, topic: str, header: str, tags: set[str], expected: int,
+                 deadline_s: float = 30.0) -> int | None:
+    """How many messages in `topic` carry `header` with one of `tags`; re-reads until `expected` are there or the
+    deadline passes (the platform dead-letters at its own pace). None when Kafka cannot be read. Blocking.
+
+    Partitions are assigned, not subscribed: a group join can take longer than the deadline (Tansu holds it for
+    half the session timeout).
+    """
+    from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, KafkaException, TopicPartition
+
+    wanted = {t.encode() for t in tags}
+    deadline = time.monotonic() + deadline_s
+    count = 0
+    while True:
+        try:
+            consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": f"chaos-audit-{uuid.uuid4().hex}",
+                                 "enable.auto.commit": False, "enable.partition.eof": True, "logger": QUIET_KAFKA_LOG})
+        except KafkaException:
+            return None
+        try:
+            metadata = consumer.list_topics(timeout=max(0.1, min(10.0, deadline - time.monotonic())))
+            partitions = sorted(metadata.topics[topic].partitions) if topic in metadata.topics else []
+            consumer.assign([TopicPartition(topic, p, OFFSET_BEGINNING) for p in partitions])
+            pending, count = set(partitions), 0
+            while pending and time.monotonic() < deadline:
+                for msg in consumer.consume(num_messages=1000, timeout=0.5):
+                    err = msg.error()
+                    if err is not None:
+                        if err.code() == KafkaError._PARTITION_EOF:
+                            pending.discard(msg.partition())
+                        continue
+                    if any(k == header and v in wanted for k, v in (msg.headers() or [])):
+                        count += 1
+        except KafkaException:
+            return None
+        finally:
+            consumer.close()
+        if count >= expected or time.monotonic() >= deadline:
+            return count
+        time.sleep(0.5)  # the platform is still dead-lettering: read the topic again
+
+
 def kafka_error_text(exc: BaseException) -> str:
     """KafkaException carries a KafkaError whose str() is readable; its repr is not."""
     error = exc.args[0] if exc.args else exc

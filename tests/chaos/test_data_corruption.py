@@ -49,8 +49,11 @@ def test_poison_messages_are_dead_lettered(chaos_target, chaos_run):
     after = wait_for(lambda: (lambda s: s if s["dlq"]["total"] - before["dlq"]["total"] >= 30 else None)(admin_stats(chaos_target)),
                      15, "dead-lettered poison messages in /admin/stats")
     assert after["dlq"]["by_reason"], after["dlq"]
-    # Validate: good traffic unaffected, health truthful, every acknowledged event in Kafka and in the store.
+    # Validate: good traffic unaffected, health truthful, every poison message found (by its run's tag) in the
+    # dead-letter topic, every acknowledged event in Kafka and in the store.
     result.assert_slos()
+    meta = result.report["record"]["meta"]
+    assert meta["poison_sent"] >= 30 and meta["dlq_count"] == meta["poison_sent"], meta
     for check in ("kafka", "pipeline"):
         ledger = result.ledger(check)
         assert ledger is not None and ledger["acknowledged"] > 0 and ledger["lost"] == 0, ledger
