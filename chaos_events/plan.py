@@ -674,8 +674,12 @@ class _Loader:
         return spec if ok else BAD
 
     def check_process(self, node: Node, values: Mapping[str, Node], field: str, spec: dict[str, Any]) -> bool:
-        """The target must exist now: a live pid, a readable pidfile naming a live pid, commands on PATH."""
+        """The target must exist now: a live pid, a readable pidfile naming a live pid, commands on PATH.
+
+        A target that can be started (it has `restart` or `command`) may be down now: `start` faults exist for it.
+        """
         ok = True
+        startable = bool(spec.get("restart") or spec.get("command"))
         if "pidfile" in spec:
             path = spec["pidfile"]
             where = values["pidfile"]
@@ -683,19 +687,21 @@ class _Loader:
                 with open(path, encoding="utf-8") as handle:
                     content = handle.read().strip()
             except FileNotFoundError:
-                self.problem(where, field, f"pidfile {path!r} does not exist (is the process running?)")
-                return False
+                if not startable:
+                    self.problem(where, field, f"pidfile {path!r} does not exist (is the process running?)")
+                    return False
+                content = None
             except (OSError, UnicodeDecodeError) as exc:
                 self.problem(where, field, f"pidfile {path!r} cannot be read: {getattr(exc, 'strerror', None) or exc}")
                 return False
-            if not content.isdigit() or int(content) < 1:
+            if content is not None and (not content.isdigit() or int(content) < 1):
                 self.problem(where, field, f"pidfile {path!r} does not hold a process id; got {content[:40]!r}")
                 return False
-            pid = int(content)
+            pid = int(content) if content is not None else None
             if pid == 1:
                 self.problem(where, field, f"pidfile {path!r} names process 1 (init); refusing to target it")
                 return False
-            if not _pid_alive(pid):
+            if pid is not None and not startable and not _pid_alive(pid):
                 self.problem(where, field, f"process {pid} from pidfile {path!r} is not running")
                 ok = False
         if "pid" in spec and not _pid_alive(spec["pid"]):

@@ -278,3 +278,23 @@ def test_shipped_scenarios_cover_the_seed_categories():
     names = {p.stem for p in SCENARIOS}
     assert {"gameday", "service-broker-pause", "service-broker-restart", "service-consumer-kill", "network-partition",
             "resource-exhaustion", "data-corruption"} <= names
+
+
+def test_a_startable_process_target_may_be_down_when_the_run_starts(tmp_path):
+    # `start` faults exist for stopped targets: with a restart command, a missing or stale pidfile is fine.
+    missing, stale = tmp_path / "missing.pid", tmp_path / "stale.pid"
+    stale.write_text("999999999\n")
+    text = f"""
+name: start-it
+targets:
+  gone: {{process: {{pidfile: "{missing}", restart: ["true"]}}}}
+  stale: {{process: {{pidfile: "{stale}", restart: ["true"]}}}}
+faults:
+  - {{at: 1s, for: 5s, fault: start, target: gone}}
+  - {{at: 1s, for: 5s, fault: start, target: stale}}
+"""
+    plan = parse_plan(text, "start.yml")
+    assert [f.type for f in plan.faults] == ["start", "start"]
+    with pytest.raises(PlanError) as err:
+        parse_plan(text.replace(", restart: [\"true\"]", "", 1), "start.yml")
+    assert f"pidfile '{missing}' does not exist (is the process running?)" in str(err.value)
