@@ -99,3 +99,23 @@ def test_without_a_scenario_locust_decides(scene, locustfile, expected):
     assert "chaos verdict" not in run.output
     assert not (scene.reports / "chaos-report.json").exists()
     assert "T" not in scene.seen, "a run without a scenario paused the victim"
+
+
+@pytest.mark.parametrize("source", ["locust.conf", "environment"])
+def test_harness_options_work_from_locust_conf_and_environment(scene, source):
+    # Every harness option has an environment variable and a locust.conf key; the run is configured by them alone.
+    settings = {"chaos-plan": str(scene.scenario), "chaos-report-dir": str(scene.reports / "from-config"),
+                "chaos-journal": str(scene.journal), "chaos-metrics-port": "0"}
+    argv = ["-f", str(scene.locustfile), "-u", "2", "-r", "2", "--host", scene.host, "--headless", "--run-time", "4s"]
+    env = {}
+    if source == "locust.conf":
+        conf = scene.tmp / "locust.conf"
+        conf.write_text("".join(f"{key} = {value}\n" for key, value in settings.items()))
+        argv += ["--config", str(conf)]
+    else:
+        env = {"CHAOS_" + key.removeprefix("chaos-").upper().replace("-", "_"): value for key, value in settings.items()}
+    run = scene.run(argv, env=env)
+    assert run.returncode == 0, run.output[-4000:]
+    assert (scene.reports / "from-config" / "chaos-report.json").exists(), run.output[-4000:]
+    assert "T" in scene.seen, "the scenario from the config was not run"
+    scene.assert_reverted(run.output)
