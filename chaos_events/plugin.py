@@ -21,11 +21,11 @@ from locust.runners import STATE_STOPPED, MasterRunner, WorkerRunner
 
 from .acks import process_ledger
 from .backends.bad_traffic import BadTrafficSender
-from .errors import ChaosError, PlanError
+from .errors import ChaosError, PlanError, SafetyError
 from .journal import check_no_leftovers
 from .observe.recorder import Recorder
 from .options import add_options
-from .plan import Plan, SloMetric, load_plan
+from .plan import Plan, SloMetric, TargetKind, load_plan
 from .record import Record
 from .safety import check_environment, check_host, plan_allowed_hosts, split_allowed
 from .session import ChaosSession, LoadHooks, SessionOptions
@@ -67,7 +67,23 @@ def load_scenario(environment) -> Plan:
     check_host(environment.host, plan_allowed_hosts(plan))
     if not options.chaos_dry_run:
         check_no_leftovers(options.chaos_journal)
+        check_containers(plan)
     return plan
+
+
+def check_containers(plan: Plan) -> None:
+    """Every container target must exist now and have opted in; checked before any load starts (exit 2)."""
+    containers = [t for t in plan.targets.values() if t.kind is TargetKind.CONTAINER]
+    if not containers:
+        return
+    from .backends import docker as docker_backend
+
+    for target in containers:
+        try:
+            docker_backend.resolve_container(target.spec, target.name, plan.extra_allowed, error=SafetyError)
+        except ChaosError as exc:
+            where = f"{plan.source}:{target.line}" if target.line else plan.source
+            raise SafetyError(f"{where} targets.{target.name}: {exc}") from exc
 
 
 @events.init_command_line_parser.add_listener

@@ -207,3 +207,28 @@ def test_a_container_without_the_opt_in_label_is_refused(httpd):
     assert web.inspect()["State"]["Paused"] is True
     allowed.revert(ctx())
     assert web.probe() == "ok"
+
+
+def test_a_run_naming_a_missing_or_unlabelled_container_is_refused_before_any_load(httpd, tmp_path):
+    # Exit 2 before anything starts: no fault, no load, the container untouched.
+    from tests.helpers import run_locust
+
+    web = httpd(label=False)
+    locustfile = tmp_path / "lf.py"
+    locustfile.write_text("import chaos_events\nfrom locust import FastHttpUser, task\n"
+                          "class U(FastHttpUser):\n    @task\n    def t(self):\n        self.client.get('/')\n")
+    for container, expected in [
+        ("chaos-no-such-container", "targets.web: container target 'web': no container named 'chaos-no-such-container'"),
+        (web.name, f"targets.web: container target 'web': container {web.name!r} has not opted in to faults"),
+    ]:
+        scenario = tmp_path / "s.yml"
+        scenario.write_text(f"name: c\ntargets:\n  web: {{container: {container}}}\n"
+                            "faults:\n  - {at: 0s, for: 5s, fault: pause, target: web}\n")
+        run = run_locust(["-f", str(locustfile), "--headless", "-u", "1", "-r", "1", "--run-time", "3s",
+                          "--host", f"http://127.0.0.1:{web.port}", "--chaos-plan", str(scenario), "--chaos-metrics-port", "0",
+                          "--chaos-journal", str(tmp_path / "j.json"), "--chaos-report-dir", str(tmp_path / "r")],
+                         timeout=60)
+        assert run.returncode == 2, run.output[-3000:]
+        assert f"{scenario}:3 {expected}" in run.output, run.output[-3000:]
+        assert "Traceback" not in run.output
+        assert web.inspect()["State"]["Paused"] is False
