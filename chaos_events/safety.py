@@ -8,7 +8,7 @@ prometheus_client, or chaos_events.plan at module level (plan imports this modul
 Rules:
 - `check_environment`: CHAOS_ENVIRONMENT (or CHAOS_ENV) set to production/prod refuses the run.
 - `check_host`: the load host must be loopback (127.0.0.0/8, ::1, localhost) or listed in the allowed hosts.
-  Names are compared literally, case-insensitively; IP addresses by value; an entry may be a network (10.0.0.0/8).
+  Names are compared literally, case-insensitively; IP addresses by value; an entry may be a network (192.0.2.0/24).
 - Docker opt-in: a container may be touched only when it carries the label `chaos-events.allow=true` OR its name
   is listed in `--chaos-allow`. The docker backend enforces it with `container_allowed` before every action.
 
@@ -65,7 +65,7 @@ def is_loopback(host: str) -> bool:
 
 
 def host_allowed(host: str, allowed_hosts: Iterable[str]) -> bool:
-    """Loopback, or equal to an allowed entry (name, address, or network like 10.0.0.0/8)."""
+    """Loopback, or equal to an allowed entry (name, address, or network like 192.0.2.0/24)."""
     if is_loopback(host):
         return True
     name = host.strip().strip("[]").lower().rstrip(".")

@@ -147,7 +147,7 @@ def test_local_config_renders_and_is_valid(tmp_path):
     assert config["scrape_configs"][0]["static_configs"][0]["targets"] == ["127.0.0.1:40123"]
     assert config["rule_files"] == [str(ALERTS.resolve())]
     with pytest.raises(ValueError, match="loopback"):
-        render_local_prometheus_config("10.0.0.1:9646")
+        render_local_prometheus_config("192.0.2.1:9646")
 
 
 # --- a real Prometheus ---------------------------------------------------------------------------------------------

@@ -183,7 +183,7 @@ def test_extra_allowed_hosts_and_settings_allow_remote_targets():
     assert parse(text, extra_allowed=("db.staging",)).extra_allowed == ("db.staging",)
     assert parse(text, extra_allowed="other, db.staging").targets["db"].spec["host"] == "db.staging"
     assert parse(text + "settings: {allowed_hosts: [db.staging]}\n").targets["db"].spec["port"] == 5432
-    assert parse(text.replace("db.staging", "10.1.2.3") + "settings: {allowed_hosts: [10.0.0.0/8]}\n").targets["db"].spec["host"] == "10.1.2.3"
+    assert parse(text.replace("db.staging", "192.0.2.3") + "settings: {allowed_hosts: [192.0.2.0/24]}\n").targets["db"].spec["host"] == "192.0.2.3"
 
 
 def test_live_targets_pass_the_target_checks(tmp_path):
