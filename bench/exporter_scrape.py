@@ -10,7 +10,7 @@ import http.client
 import time
 
 from .common import (LOAD_CORE, free_port, harness_args, locust_argv, make_result, nginx, percentile, scenario_yaml,
-                     sleeper, start, stop, wait_port, wait_with_cpu, workdir)
+                     sleeper, start, stop, wait_port, workdir)
 
 NAME = "exporter_scrape"
 TITLE = "Exporter /metrics scrape p99, 200 endpoints, full load"

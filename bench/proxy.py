@@ -12,7 +12,6 @@ import os
 import socket
 import struct
 import time
-from pathlib import Path
 
 from .common import (LOAD_CORE, PYTHON, TARGET_CORE, free_port, make_result, median, percentile, start, stop,
                      wait_port, workdir)

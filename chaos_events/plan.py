@@ -313,6 +313,7 @@ class _Loader:
         self._resolver = Resolver()
         self._tainted: set[int] = set()           # scalars whose interpolation failed: already reported
         self.declared_targets: set[str] = set()   # every name under `targets`, valid or not
+        self.down_targets: list[tuple[str, Any, str]] = []   # startable process targets that are not running now
         self.declared_probes: set[str] = set()
 
     def problem(self, where: Node | int | None, field: str, message: str) -> None:
@@ -590,11 +591,19 @@ class _Loader:
         targets = self.targets(top.get("targets"), settings)
         probes = self.probes(top.get("probes"))
         faults = self.faults(top.get("faults"), targets)
+        self.report_down_targets(faults)
         slos = self.slos(top.get("slos"), probes)
         if self.problems or name is BAD or description is BAD or settings is BAD:
             return None
         return Plan(name=name, source=self.source, targets=targets, probes=probes, faults=tuple(faults),
                     slos=tuple(slos), settings=settings, description=description, extra_allowed=self.extra_allowed)
+
+    def report_down_targets(self, faults: list[FaultSpec]) -> None:
+        """A startable target that is down is a problem unless every fault on it is `start`."""
+        for field, where, message in self.down_targets:
+            name = field.removeprefix("targets.").split(" ", 1)[0]
+            if any(f.target == name and f.type != "start" for f in faults):
+                self.problem(where, field, message)
 
     def settings(self, node: Node | None) -> Any:
         if node is None:
@@ -676,7 +685,8 @@ class _Loader:
     def check_process(self, node: Node, values: Mapping[str, Node], field: str, spec: dict[str, Any]) -> bool:
         """The target must exist now: a live pid, a readable pidfile naming a live pid, commands on PATH.
 
-        A target that can be started (it has `restart` or `command`) may be down now: `start` faults exist for it.
+        A target that can be started (it has `restart` or `command`) may be down now if only `start` faults use it:
+        that is what they are for. Whether that holds is known after the faults are read (`down_targets`).
         """
         ok = True
         startable = bool(spec.get("restart") or spec.get("command"))
@@ -687,9 +697,11 @@ class _Loader:
                 with open(path, encoding="utf-8") as handle:
                     content = handle.read().strip()
             except FileNotFoundError:
+                message = f"pidfile {path!r} does not exist (is the process running?)"
                 if not startable:
-                    self.problem(where, field, f"pidfile {path!r} does not exist (is the process running?)")
+                    self.problem(where, field, message)
                     return False
+                self.down_targets.append((field, where, message))
                 content = None
             except (OSError, UnicodeDecodeError) as exc:
                 self.problem(where, field, f"pidfile {path!r} cannot be read: {getattr(exc, 'strerror', None) or exc}")
@@ -701,9 +713,13 @@ class _Loader:
             if pid == 1:
                 self.problem(where, field, f"pidfile {path!r} names process 1 (init); refusing to target it")
                 return False
-            if pid is not None and not startable and not _pid_alive(pid):
-                self.problem(where, field, f"process {pid} from pidfile {path!r} is not running")
-                ok = False
+            if pid is not None and not _pid_alive(pid):
+                message = f"process {pid} from pidfile {path!r} is not running"
+                if startable:
+                    self.down_targets.append((field, where, message))
+                else:
+                    self.problem(where, field, message)
+                    ok = False
         if "pid" in spec and not _pid_alive(spec["pid"]):
             self.problem(values["pid"], field, f"process {spec['pid']} is not running")
             ok = False

@@ -16,7 +16,6 @@ import typing
 from dataclasses import dataclass, field
 from typing import Any, Callable, ClassVar, Mapping
 
-from ..errors import Problem
 from ..plan import Target, TargetKind
 from ..units import parse_duration, parse_size_bytes
 

@@ -10,7 +10,7 @@ import socket
 
 import pytest
 
-from tests.integration.test_revert_always import Scene, assert_no_traceback
+from tests.integration.test_revert_always import assert_no_traceback
 
 GOOD = """
 name: lifecycle
@@ -43,15 +43,6 @@ class Producer(KafkaUser):
     def send(self):
         self.produce(b"x")
 """
-
-
-@pytest.fixture
-def scene(tmp_path):
-    scene = Scene(tmp_path)
-    try:
-        yield scene
-    finally:
-        scene.close()
 
 
 def _with(text: str, old: str, new: str) -> str:

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import pytest
 
-from tests.integration.test_revert_always import Scene
 
 FAILING_LOCUSTFILE = """
 import chaos_events
@@ -47,15 +46,6 @@ faults:
 slos:
   - {name: any-errors, metric: error_rate, during: all, max: 1.0}
 """
-
-
-@pytest.fixture
-def scene(tmp_path):
-    scene = Scene(tmp_path)
-    try:
-        yield scene
-    finally:
-        scene.close()
 
 
 def _slo_statuses(scene) -> dict:

@@ -231,15 +231,6 @@ class Scene:
                 getattr(self, handle).close()
 
 
-@pytest.fixture
-def scene(tmp_path):
-    scene = Scene(tmp_path)
-    try:
-        yield scene
-    finally:
-        scene.close()
-
-
 def assert_no_traceback(output: str) -> None:
     assert "Traceback" not in output, output[-4000:]
 

@@ -280,8 +280,9 @@ def test_shipped_scenarios_cover_the_seed_categories():
             "resource-exhaustion", "data-corruption"} <= names
 
 
-def test_a_startable_process_target_may_be_down_when_the_run_starts(tmp_path):
-    # `start` faults exist for stopped targets: with a restart command, a missing or stale pidfile is fine.
+def test_a_startable_process_target_may_be_down_only_for_start_faults(tmp_path):
+    # `start` faults exist for stopped targets: with a restart command, a missing or stale pidfile is fine for them;
+    # any other fault on a target that is not running is refused.
     missing, stale = tmp_path / "missing.pid", tmp_path / "stale.pid"
     stale.write_text("999999999\n")
     text = f"""
@@ -296,5 +297,5 @@ faults:
     plan = parse_plan(text, "start.yml")
     assert [f.type for f in plan.faults] == ["start", "start"]
     with pytest.raises(PlanError) as err:
-        parse_plan(text.replace(", restart: [\"true\"]", "", 1), "start.yml")
-    assert f"pidfile '{missing}' does not exist (is the process running?)" in str(err.value)
+        parse_plan(text.replace("fault: start, target: stale", "fault: pause, target: stale"), "start.yml")
+    assert str(err.value) == f"start.yml:5 targets.stale (process): process 999999999 from pidfile '{stale}' is not running"

@@ -5,12 +5,10 @@ Processes started here are plain `sleep`s in their own sessions, ended by pid in
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import socket
 import subprocess
 import sys
-import time
 
 import pytest
 
