@@ -22,6 +22,8 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Iterator, Sequence
 
+from chaos_events.backends.process import stop_group as stop  # noqa: F401  (the benches' name)
+
 ROOT = Path(__file__).resolve().parent.parent
 BENCH_DIR = ROOT / "bench"
 RESULTS_DIR = BENCH_DIR / "results"
@@ -148,24 +150,6 @@ def start(argv: Sequence[str], *, core: int | str | None = None, log: Path | Non
     finally:
         if log is not None:
             out.close()
-
-
-def stop(proc: subprocess.Popen | None, sig: int = signal.SIGTERM, grace: float = 10.0) -> None:
-    """Signal the group we started (by its leader's pid); SIGKILL after `grace`."""
-    if proc is None or proc.poll() is not None:
-        return
-    try:
-        os.killpg(proc.pid, sig)
-    except ProcessLookupError:
-        return
-    try:
-        proc.wait(timeout=grace)
-    except subprocess.TimeoutExpired:
-        try:
-            os.killpg(proc.pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
-        proc.wait(timeout=10)
 
 
 def wait_port(port: int, timeout: float = 15.0, proc: subprocess.Popen | None = None, what: str = "server") -> None:

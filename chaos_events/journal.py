@@ -22,11 +22,11 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
 
+from .atomic import atomic_write_text
 from .errors import ChaosError, SafetyError
 
 VERSION = 1
@@ -61,35 +61,6 @@ def read_journal(path: str | os.PathLike) -> dict[str, Any] | None:
     if not isinstance(data, dict) or data.get("version") != VERSION or not isinstance(data.get("entries"), dict):
         raise JournalError(f"{path}: not a chaos-events revert journal (version {VERSION}); got {type(data).__name__}")
     return data
-
-
-def _write_atomic(path: Path, data: dict[str, Any], durable: bool = False) -> None:
-    """Replace `path` with `data` so that a reader (or a killed writer) sees the old file or the new one, never half."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=str(path.parent))
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            json.dump(data, handle, indent=1, sort_keys=False)
-            handle.flush()
-            if durable:
-                os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except FileNotFoundError:
-            pass
-        raise
-    if not durable:
-        return
-    try:  # make the rename itself durable
-        dir_fd = os.open(str(path.parent), os.O_RDONLY)
-        try:
-            os.fsync(dir_fd)
-        finally:
-            os.close(dir_fd)
-    except OSError:
-        pass
 
 
 def _pid_alive(pid: int) -> bool:
@@ -196,7 +167,7 @@ class Journal:
 
     def _write(self) -> None:
         try:
-            _write_atomic(self.path, self._data, self.durable)
+            atomic_write_text(self.path, json.dumps(self._data, indent=1), durable=self.durable)
         except OSError as exc:
             raise JournalError(f"{self.path}: cannot write the revert journal: {exc.strerror or exc}") from exc
 

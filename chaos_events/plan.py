@@ -600,10 +600,10 @@ class _Loader:
 
     def report_down_targets(self, faults: list[FaultSpec]) -> None:
         """A startable target that is down is a problem unless every fault on it is `start`."""
-        for field, where, message in self.down_targets:
-            name = field.removeprefix("targets.").split(" ", 1)[0]
+        for where_field, where, message in self.down_targets:
+            name = where_field.removeprefix("targets.").split(" ", 1)[0]
             if any(f.target == name and f.type != "start" for f in faults):
-                self.problem(where, field, message)
+                self.problem(where, where_field, message)
 
     def settings(self, node: Node | None) -> Any:
         if node is None:
@@ -623,6 +623,21 @@ class _Loader:
         base = settings.allowed_hosts if isinstance(settings, Settings) else Settings().allowed_hosts
         return tuple(base) + self.extra_allowed
 
+    def one_kind(self, node: Node, field: str, what: str, kinds: list[str]) -> tuple[str, Node] | None:
+        """A mapping with exactly one known `what` kind, like {process: {...}} -> ("process", its node)."""
+        entries = self.pairs(node, field, f"a mapping with one {what} kind: {', '.join(kinds)}")
+        if entries is None:
+            return None
+        if len(entries) != 1:
+            given = ", ".join(k for k, _, _ in entries) or "none"
+            self.problem(node, field, f"expected exactly one {what} kind: {', '.join(kinds)}; got: {given}")
+            return None
+        kind_text, kind_key, spec_node = entries[0]
+        if kind_text not in kinds:
+            self.problem(kind_key, field, f"unknown {what} kind {kind_text!r}; expected one of: {', '.join(kinds)}")
+            return None
+        return kind_text, spec_node
+
     # -- targets -----------------------------------------------------------------------------------
     def targets(self, node: Node | None, settings: Any) -> dict[str, Target]:
         if node is None:
@@ -633,17 +648,10 @@ class _Loader:
         self.declared_targets = {name for name, _, _ in entries or []}
         for name, key_node, value_node in entries or []:
             field = f"targets.{name}"
-            kind_entries = self.pairs(value_node, field, f"a mapping with one target kind: {', '.join(kinds)}")
-            if kind_entries is None:
+            chosen = self.one_kind(value_node, field, "target", kinds)
+            if chosen is None:
                 continue
-            if len(kind_entries) != 1:
-                given = ", ".join(k for k, _, _ in kind_entries) or "none"
-                self.problem(value_node, field, f"expected exactly one target kind: {', '.join(kinds)}; got: {given}")
-                continue
-            kind_text, kind_key, spec_node = kind_entries[0]
-            if kind_text not in kinds:
-                self.problem(kind_key, field, f"unknown target kind {kind_text!r}; expected one of: {', '.join(kinds)}")
-                continue
+            kind_text, spec_node = chosen
             kind = TargetKind(kind_text)
             field = f"targets.{name} ({kind_text})"
             spec = getattr(self, f"target_{kind_text}")(spec_node, field, settings)
@@ -854,17 +862,10 @@ class _Loader:
         self.declared_probes = {name for name, _, _ in entries or []}
         for name, key_node, value_node in entries or []:
             field = f"probes.{name}"
-            kind_entries = self.pairs(value_node, field, f"a mapping with one probe kind: {', '.join(kinds)}")
-            if kind_entries is None:
+            chosen = self.one_kind(value_node, field, "probe", kinds)
+            if chosen is None:
                 continue
-            if len(kind_entries) != 1:
-                given = ", ".join(k for k, _, _ in kind_entries) or "none"
-                self.problem(value_node, field, f"expected exactly one probe kind: {', '.join(kinds)}; got: {given}")
-                continue
-            kind_text, kind_key, spec_node = kind_entries[0]
-            if kind_text not in kinds:
-                self.problem(kind_key, field, f"unknown probe kind {kind_text!r}; expected one of: {', '.join(kinds)}")
-                continue
+            kind_text, spec_node = chosen
             field = f"probes.{name} ({kind_text})"
             probe = getattr(self, f"probe_{kind_text}")(spec_node, field)
             if probe is BAD:

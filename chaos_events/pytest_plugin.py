@@ -32,7 +32,6 @@ import json
 import os
 import queue
 import re
-import signal
 import subprocess
 import sys
 import threading
@@ -45,6 +44,7 @@ from typing import Any, Callable, Iterable, Mapping
 
 import pytest
 
+from .backends.process import stop_group
 from .units import parse_duration
 
 DEFAULT_LOCUSTFILE = "locustfiles/platform.py"
@@ -534,7 +534,7 @@ def _run_locust(argv: list[str], env: Mapping[str, str], cwd: Path, timeout_s: f
         while not finished:
             now = time.monotonic()
             if now > deadline:
-                _stop_group(proc)
+                stop_group(proc, grace=STOP_GRACE_S)
                 reader.join(timeout=5)
                 pytest.fail(f"locust did not finish within {timeout_s:g} s; stopped it (pid {proc.pid})\n"
                             f"{_tail(''.join(output) + _drain(lines))}", pytrace=False)
@@ -562,11 +562,11 @@ def _run_locust(argv: list[str], env: Mapping[str, str], cwd: Path, timeout_s: f
                 pending.sort(key=lambda p: p[0])
         proc.wait(timeout=30)
     except BaseException:
-        _stop_group(proc)
+        stop_group(proc, grace=STOP_GRACE_S)
         raise
     finally:
         if proc.poll() is None:
-            _stop_group(proc)
+            stop_group(proc, grace=STOP_GRACE_S)
         reader.join(timeout=5)
         if not reader.is_alive():  # else a leftover child holds the pipe; the daemon reader ends with it
             proc.stdout.close()
@@ -591,24 +591,6 @@ def _drain(lines: "queue.Queue[str | None]") -> str:
             return "".join(out)
         if item is not None:
             out.append(item)
-
-
-def _stop_group(proc: subprocess.Popen, grace: float = STOP_GRACE_S) -> None:
-    """SIGTERM the Locust process group we started (the harness reverts its faults on it), SIGKILL after `grace`."""
-    if proc.poll() is not None:
-        return
-    try:
-        os.killpg(proc.pid, signal.SIGTERM)
-    except ProcessLookupError:
-        return
-    try:
-        proc.wait(timeout=grace)
-    except subprocess.TimeoutExpired:
-        try:
-            os.killpg(proc.pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
-        proc.wait(timeout=10)
 
 
 # -- fixtures ------------------------------------------------------------------------------------------------

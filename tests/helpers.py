@@ -8,14 +8,18 @@ import contextlib
 import os
 import shutil
 import signal
+import socketserver
 import socket
 import subprocess
 import sys
+import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+
+from chaos_events.backends.process import stop_group  # noqa: F401  (the suites import it from here)
 
 ROOT = Path(__file__).resolve().parent.parent
 VENV_BIN = Path(sys.executable).parent
@@ -82,25 +86,6 @@ def run_locust(args: list[str], timeout: float = 120, env: dict | None = None, c
     return LocustRun(proc.returncode, out, err)
 
 
-def stop_group(proc: subprocess.Popen, grace: float = 10.0) -> None:
-    """SIGTERM the process group we started (by its leader's pid), then SIGKILL after `grace`."""
-    if proc.poll() is not None:
-        return
-    try:
-        os.killpg(proc.pid, signal.SIGTERM)
-    except ProcessLookupError:
-        return
-    deadline = time.monotonic() + grace
-    while proc.poll() is None and time.monotonic() < deadline:
-        time.sleep(0.05)
-    if proc.poll() is None:
-        try:
-            os.killpg(proc.pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
-        proc.wait(timeout=10)
-
-
 @contextlib.contextmanager
 def running_tansu():
     """A Tansu broker (memory storage) on a free 127.0.0.1 port; yields its bootstrap address, killed by pid after."""
@@ -137,3 +122,32 @@ def registered_faults(*classes):
     finally:
         for cls in classes:
             base._REGISTRY.pop(cls.type_name, None)
+
+
+class _Echo(socketserver.BaseRequestHandler):
+    def handle(self):
+        while True:
+            try:
+                data = self.request.recv(65536)
+            except OSError:
+                return
+            if not data:
+                return
+            self.request.sendall(data)
+
+
+class _EchoServer(socketserver.ThreadingTCPServer):
+    daemon_threads = True
+    allow_reuse_address = True
+
+
+@contextlib.contextmanager
+def running_echo_server():
+    """A TCP echo server on a free 127.0.0.1 port; yields its (host, port)."""
+    server = _EchoServer(("127.0.0.1", 0), _Echo)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        yield server.server_address
+    finally:
+        server.shutdown()
+        server.server_close()

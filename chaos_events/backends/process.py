@@ -218,6 +218,24 @@ def start(argv: list[str], name: str = "", *, cwd: str | None = None, pidfile: s
     return proc.pid
 
 
+def stop_group(proc: subprocess.Popen | None, sig: int = signal.SIGTERM, grace: float = 10.0) -> None:
+    """Signal the process group we started (its leader is `proc`), SIGKILL it after `grace`; waits for the leader."""
+    if proc is None or proc.poll() is not None:
+        return
+    try:
+        os.killpg(proc.pid, sig)
+    except ProcessLookupError:
+        return
+    try:
+        proc.wait(timeout=grace)
+    except subprocess.TimeoutExpired:
+        try:
+            os.killpg(proc.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+        proc.wait(timeout=10)
+
+
 def write_pidfile(path: Path, pid: int) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")

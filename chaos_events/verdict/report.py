@@ -16,12 +16,11 @@ from __future__ import annotations
 import datetime as _dt
 import html
 import json
-import os
-import tempfile
 import xml.etree.ElementTree as ET
 from pathlib import Path
 from typing import Any
 
+from ..atomic import atomic_write_text
 from ..errors import ChaosError, Problem
 from ..plan import Phase, Plan, SloMetric
 from ..record import FaultEventKind, Record
@@ -527,26 +526,12 @@ def render_html(report: dict[str, Any]) -> str:
     return "\n".join(p for p in parts if p != "")
 
 
+def _write_report(path: Path, text: str) -> None:
+    # Reports are read by CI and colleagues: 0644, not mkstemp's 0600.
+    atomic_write_text(path, text, mode=0o644)
+
+
 # -- writing -------------------------------------------------------------------------------------------------------
-def atomic_write_text(path: Path, text: str) -> None:
-    """Write `text` to `path` so readers see the old file or the new one, never a part."""
-    path = Path(path)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        os.chmod(tmp, 0o644)  # mkstemp creates 0600; reports are meant to be read by CI and colleagues
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            fh.write(text)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except FileNotFoundError:
-            pass
-        raise
-
-
 def write_reports(verdict: Verdict, plan: Plan, record: Record, out_dir: str | Path) -> dict[str, Path]:
     """Write the four reports into `out_dir` (created if missing). Returns {"json"|"junit"|"markdown"|"html": path}."""
     out = Path(out_dir)
@@ -560,7 +545,7 @@ def write_reports(verdict: Verdict, plan: Plan, record: Record, out_dir: str | P
     for kind, render in renderers.items():
         path = out / REPORT_FILES[kind]
         try:
-            atomic_write_text(path, render(report))
+            _write_report(path, render(report))
         except OSError as exc:
             raise ChaosError(f"{path}: cannot write the report: {exc.strerror or exc}") from exc
         paths[kind] = path

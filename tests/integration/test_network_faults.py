@@ -10,7 +10,6 @@ from __future__ import annotations
 import json
 import os
 import socket
-import socketserver
 import statistics
 import subprocess
 import sys
@@ -24,35 +23,13 @@ from chaos_events.errors import InjectionError, RevertError
 from chaos_events.faults.base import FaultContext, build_params, fault_type
 from chaos_events.faults.network import NETWORK_FAULTS
 from chaos_events.plan import Target, TargetKind
-from tests.helpers import ROOT, free_port, stop_group
-
-
-class _Echo(socketserver.BaseRequestHandler):
-    def handle(self):
-        while True:
-            try:
-                data = self.request.recv(65536)
-            except OSError:
-                return
-            if not data:
-                return
-            self.request.sendall(data)
-
-
-class _EchoServer(socketserver.ThreadingTCPServer):
-    daemon_threads = True
-    allow_reuse_address = True
+from tests.helpers import ROOT, free_port, running_echo_server, stop_group
 
 
 @pytest.fixture(scope="module")
 def echo():
-    server = _EchoServer(("127.0.0.1", 0), _Echo)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    try:
-        yield server.server_address
-    finally:
-        server.shutdown()
-        server.server_close()
+    with running_echo_server() as address:
+        yield address
 
 
 @pytest.fixture

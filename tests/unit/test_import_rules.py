@@ -13,7 +13,7 @@ import pytest
 
 PACKAGE = Path(__file__).resolve().parents[2] / "chaos_events"
 HEAVY = {"gevent", "locust", "docker", "prometheus_client"}
-PURE_CORE = ["plan.py", "timeline.py", "record.py", "units.py", "errors.py", "corrupt.py", "payloads.py",
+PURE_CORE = ["plan.py", "timeline.py", "record.py", "units.py", "errors.py", "corrupt.py", "payloads.py", "atomic.py",
              "verdict/__init__.py", "verdict/phases.py", "verdict/slo.py", "verdict/stats.py", "verdict/report.py"]
 
 

@@ -5,8 +5,6 @@ Real sockets on dynamic ports: an in-process echo upstream and an in-process pro
 from __future__ import annotations
 
 import socket
-import socketserver
-import threading
 
 import pytest
 import requests
@@ -16,38 +14,15 @@ from chaos_events.backends.toxics import parse_toxic
 from chaos_events.errors import InjectionError
 from chaos_events.faults.base import build_params, fault_type
 from chaos_events.plan import Target, TargetKind
-from tests.helpers import free_port
+from tests.helpers import free_port, running_echo_server
 
 TOXIC_TYPES = "bandwidth, down, latency, limit_data, loss, partition, reset_peer, slicer, slow_close, timeout"
 
 
-class _Echo(socketserver.BaseRequestHandler):
-    def handle(self):
-        while True:
-            try:
-                data = self.request.recv(65536)
-            except OSError:
-                return
-            if not data:
-                return
-            self.request.sendall(data)
-
-
-class _EchoServer(socketserver.ThreadingTCPServer):
-    daemon_threads = True
-    allow_reuse_address = True
-
-
 @pytest.fixture(scope="module")
 def echo():
-    server = _EchoServer(("127.0.0.1", 0), _Echo)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield server.server_address
-    finally:
-        server.shutdown()
-        server.server_close()
+    with running_echo_server() as address:
+        yield address
 
 
 @pytest.fixture
