@@ -23,6 +23,7 @@ from pathlib import Path
 
 import pytest
 
+from chaos_events.backends.process import proc_state, wait_until as poll
 from tests.helpers import LOCUST, ROOT, LocustRun, free_port, run_locust, stop_group
 
 PYTHON = sys.executable
@@ -50,25 +51,6 @@ faults:
 slos:
   - {name: few-errors, metric: error_rate, max: 0.5}
 """
-
-
-def proc_state(pid: int) -> str | None:
-    """The state letter in /proc/PID/stat, None when the process is gone."""
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return None
-    return stat[stat.rindex(")") + 2]
-
-
-def poll(predicate, timeout_s: float, interval_s: float = 0.05) -> bool:
-    deadline = time.monotonic() + timeout_s
-    while True:
-        if predicate():
-            return True
-        if time.monotonic() >= deadline:
-            return False
-        time.sleep(interval_s)
 
 
 class StateSampler(threading.Thread):
