@@ -19,7 +19,7 @@ venv: $(STAMP)
 
 # Starts the demo platform on 127.0.0.1, runs the game day, prints the verdict, stops everything it started.
 demo: $(STAMP)
-	$(PY) -m demo gameday --run-time $(DEMO_TIME) --scenario $(DEMO_SCENARIO)
+	$(PY) -m chaos_events.demo gameday --run-time $(DEMO_TIME) --scenario $(DEMO_SCENARIO)
 
 test: $(STAMP)
 	$(PY) -m pytest -ra $(PYTEST_ARGS)

@@ -1,6 +1,6 @@
 """The baseline of the kafka_user benchmark: a plain confluent-kafka producer loop, no Locust, no gevent.
 
-`python -m bench._kafka_plain BOOTSTRAP TOPIC OUT_JSON`. Same producer settings as chaos_events.users, the same
+`python -m bench._kafka_plain BOOTSTRAP TOPIC OUT_JSON`. Same producer settings as chaos_events.locust_plugin.users, the same
 event shape, keys and headers; produce, poll(0) after each, poll(10 ms) when the queue is full. Counts delivery
 reports and this process's CPU time over the same warm-up + window as bench/_lf_kafka.py.
 """
@@ -11,7 +11,7 @@ import time
 
 from confluent_kafka import Producer
 
-from chaos_events.users import PRODUCER_CONFIG
+from chaos_events.locust_plugin.users import PRODUCER_CONFIG
 
 WARMUP_S = float(os.environ.get("BENCH_WARMUP_S", "2"))
 WINDOW_S = float(os.environ.get("BENCH_WINDOW_S", "6"))
@@ -20,7 +20,7 @@ WINDOW_S = float(os.environ.get("BENCH_WINDOW_S", "6"))
 def main(bootstrap: str, topic: str, out: str) -> None:
     producer = Producer({**PRODUCER_CONFIG, "bootstrap.servers": bootstrap, "client.id": "bench-plain"})
     acked = [0]
-    encode = json.JSONEncoder(separators=(",", ":")).encode  # as chaos_events.users does
+    encode = json.JSONEncoder(separators=(",", ":")).encode  # as chaos_events.locust_plugin.users does
 
     def delivered(err, _msg):
         if err is None:

@@ -14,7 +14,7 @@ NAMES = int(os.environ.get("BENCH_NAMES", "0") or 0)
 
 if HARNESS:
     import chaos_events  # noqa: F401  (turns the harness on)
-    from chaos_events.acks import acknowledge
+    from chaos_events.load.acks import acknowledge
 else:
     acknowledge = None
 

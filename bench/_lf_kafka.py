@@ -11,7 +11,7 @@ import time
 import gevent
 from locust import constant, events, task
 
-from chaos_events.users import KafkaUser
+from chaos_events.locust_plugin.users import KafkaUser
 
 WARMUP_S = float(os.environ.get("BENCH_WARMUP_S", "2"))
 WINDOW_S = float(os.environ.get("BENCH_WINDOW_S", "6"))

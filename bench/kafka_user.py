@@ -28,7 +28,7 @@ def _rates(path: Path) -> dict:
 
 
 def run(quick: bool = False) -> dict:
-    from demo.broker import ensure_topics  # stdlib-only helper: creates the topic with Tansu's own CLI
+    from chaos_events.demo.broker import ensure_topics  # stdlib-only helper: creates the topic with Tansu's own CLI
 
     pairs, window = (1, 4) if quick else (2, 6)
     env = {"BENCH_WARMUP_S": "2", "BENCH_WINDOW_S": str(window)}

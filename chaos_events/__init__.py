@@ -5,9 +5,9 @@ docker or prometheus_client: the public names below are pure.
 """
 import sys
 
-from .acks import acknowledge
-from .errors import ChaosError, InjectionError, PlanError, Problem, RevertError, SafetyError
-from .plan import Plan, load_plan, parse_plan
+from chaos_events.load.acks import acknowledge
+from chaos_events.errors import ChaosError, InjectionError, PlanError, Problem, RevertError, SafetyError
+from chaos_events.scenario.plan import Plan, load_plan, parse_plan
 
 __version__ = "0.1.0"
 __all__ = [
@@ -19,4 +19,4 @@ __all__ = [
 
 # Locust imports itself before it loads the locustfile, so its presence means we run inside Locust.
 if "locust" in sys.modules:
-    from . import plugin as _plugin  # noqa: F401  (registers the event listeners)
+    from chaos_events.locust_plugin import wiring as _wiring  # noqa: F401  (registers the event listeners)

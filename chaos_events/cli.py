@@ -19,15 +19,15 @@ import os
 import sys
 from typing import Any, Callable, Sequence
 
-from .errors import ChaosError, PlanError
-from .plan import Plan, load_plan
+from chaos_events.errors import ChaosError, PlanError
+from chaos_events.scenario.plan import Plan, load_plan
 
 DEFAULT_JOURNAL = ".run/chaos-journal.json"
 EXIT_OK, EXIT_BAD_INPUT, EXIT_REVERT_FAILED = 0, 2, 4
 # Subcommands that own their whole argument list (their own --help included).
 DELEGATED = {
     "proxy": ("chaos_events.backends.proxy", "the TCP fault proxy: routes plus a control API"),
-    "watchdog": ("chaos_events.watchdog", "revert the journal's faults when a watched process dies"),
+    "watchdog": ("chaos_events.run.watchdog", "revert the journal's faults when a watched process dies"),
 }
 
 
@@ -78,7 +78,7 @@ def cmd_revert(args: argparse.Namespace, out: Callable[[str], None]) -> int:
     if not os.path.exists(path):
         out(f"nothing to revert: no journal at {path}")
         return EXIT_OK
-    journal = _import("chaos_events.journal", "revert")
+    journal = _import("chaos_events.run.journal", "revert")
     results = list(journal.revert_from_journal(path) or [])
     if not results:
         out(f"nothing to revert: the journal {path} is empty")

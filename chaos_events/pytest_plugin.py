@@ -6,7 +6,7 @@ verdict.stats); never locust, gevent, docker or prometheus_client: Locust runs a
 and is ended by its pid, so a hung run cannot take the test process down with it.
 
 Fixtures and marker:
-- `chaos_target`: what the load and the faults aim at. By default a fresh demo platform (demo.supervisor) in the
+- `chaos_target`: what the load and the faults aim at. By default a fresh demo platform (chaos_events.demo.supervisor) in the
   test's tmp dir, stopped at the end; with `--chaos-target-url URL` (or $CHAOS_TARGET_URL, plus
   `--chaos-target-kafka` / $CHAOS_TARGET_KAFKA) the user's platform, and the demo is not started.
 - `chaos_run`: a ChaosRunner. `chaos_run("scenario.yml" | {...}, run_time="20s", users=10, env=None,
@@ -44,8 +44,8 @@ from typing import Any, Callable, Iterable, Mapping
 
 import pytest
 
-from .backends.process import stop_group
-from .units import parse_duration
+from chaos_events.backends.process import stop_group
+from chaos_events.scenario.units import parse_duration
 
 DEFAULT_LOCUSTFILE = "locustfiles/platform.py"
 # Beyond the run time: Locust start-up, the ledger audit's catch-up (scenario `catch_up`, 30 s by default) and reports.
@@ -113,7 +113,7 @@ class ChaosTarget:
 
     api_url: str
     kafka_bootstrap: str = ""
-    platform: Any = None                      # demo.supervisor.Platform, when the demo runs
+    platform: Any = None                      # chaos_events.demo.supervisor.Platform, when the demo runs
     extra_env: dict[str, str] = field(default_factory=dict)
 
     @property
@@ -308,10 +308,10 @@ class ChaosResult:
         return self._phase_for(name, endpoints)
 
     def _phase_for(self, name: str, endpoints: str | Iterable[str]) -> PhaseView:
-        from .plan import Phase
-        from .record import Record
-        from .verdict import stats
-        from .verdict.phases import PhaseSpan
+        from chaos_events.scenario.plan import Phase
+        from chaos_events.record import Record
+        from chaos_events.verdict import stats
+        from chaos_events.verdict.phases import PhaseSpan
 
         record = Record.from_dict(self.report["record"])
         spans = [PhaseSpan(Phase(s["phase"]), s["start_t"], s["end_t"], s["occurrence_id"]) for s in self.report["phases"]]
@@ -327,8 +327,8 @@ class ChaosResult:
     def between(self, start_t: float, end_t: float, endpoints: str | Iterable[str] | None = None) -> PhaseView:
         """Stats over the whole seconds of run time that lie entirely in [start_t, end_t), e.g. a baseline without the
         second in which the first fault began (request windows are whole wall-clock seconds)."""
-        from .record import Record
-        from .verdict import stats
+        from chaos_events.record import Record
+        from chaos_events.verdict import stats
 
         record = Record.from_dict(self.report["record"])
         flt = stats.EndpointFilter.parse(None if endpoints is None else endpoints if isinstance(endpoints, str) else list(endpoints))
@@ -615,7 +615,7 @@ def open_chaos_target(config, run_dir: Path):
         yield ChaosTarget(url.rstrip("/"), kafka)
         return
     try:
-        from demo.supervisor import start_platform
+        from chaos_events.demo.supervisor import start_platform
     except ImportError as exc:
         pytest.skip(f"no demo platform to start ({exc}); give --chaos-target-url or install chaos-events[demo]")
     platform = start_platform(Path(run_dir) / "demo")

@@ -25,8 +25,8 @@ import time
 from collections import deque
 
 import chaos_events  # noqa: F401  (enables the harness plugin)
-from chaos_events.payloads import EventGenerator, EVENT_TYPES, SOURCES, new_producer_id
-from chaos_events.users import KafkaUser, acknowledge
+from chaos_events.load.payloads import EventGenerator, EVENT_TYPES, SOURCES, new_producer_id
+from chaos_events.locust_plugin.users import KafkaUser, acknowledge
 from locust import FastHttpUser, between, task
 
 READ_BACK_AFTER_S = 2.0  # the consumer needs a moment between the 202 and the row in the store

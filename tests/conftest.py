@@ -21,7 +21,7 @@ pytest_plugins = ["chaos_events.pytest_plugin"]
 @pytest.fixture(scope="session")
 def demo_platform(tmp_path_factory):
     """One demo platform (broker, API, consumer, proxies) shared by the tests that only read from it."""
-    from demo.supervisor import start_platform
+    from chaos_events.demo.supervisor import start_platform
 
     platform = start_platform(tmp_path_factory.mktemp("demo-run"))
     try:
@@ -33,7 +33,7 @@ def demo_platform(tmp_path_factory):
 @pytest.fixture
 def fresh_platform(tmp_path):
     """A demo platform of the test's own, for tests that break it."""
-    from demo.supervisor import start_platform
+    from chaos_events.demo.supervisor import start_platform
 
     platform = start_platform(tmp_path / "demo-run")
     try:

@@ -89,7 +89,7 @@ def run_locust(args: list[str], timeout: float = 120, env: dict | None = None, c
 @contextlib.contextmanager
 def running_tansu():
     """A Tansu broker (memory storage) on a free 127.0.0.1 port; yields its bootstrap address, killed by pid after."""
-    from demo.broker import broker_argv
+    from chaos_events.demo.broker import broker_argv
 
     port = free_port()
     proc = subprocess.Popen(broker_argv(port, port), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,

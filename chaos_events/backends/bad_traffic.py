@@ -28,7 +28,7 @@ import gevent
 import gevent.pool
 from geventhttpclient import HTTPClient
 
-from ..corrupt import API_KINDS, make_bad_request
+from chaos_events.load.corrupt import API_KINDS, make_bad_request
 
 OUTCOMES = ("rejected_4xx", "accepted", "server_error", "errors")
 FireRequest = Callable[..., None]
@@ -44,7 +44,7 @@ class BadPayloadServerError(Exception):
 
 def base_event_factory(seed: int | None = None) -> Callable[[], dict]:
     """Valid events with only the required fields. Ids have no `.SEQ` suffix, so the ledger never counts them."""
-    from ..payloads import EventGenerator
+    from chaos_events.load.payloads import EventGenerator
 
     rng = random.Random(seed)
     generator = EventGenerator(f"chaos-bad-{rng.getrandbits(32):08x}", seed=seed)

@@ -21,8 +21,8 @@ from __future__ import annotations
 
 from typing import Any, Iterable, Mapping
 
-from ..errors import ChaosError, InjectionError, SafetyError
-from ..safety import ALLOW_LABEL, container_allowed
+from chaos_events.errors import ChaosError, InjectionError, SafetyError
+from chaos_events.scenario.safety import ALLOW_LABEL, container_allowed
 
 CPU_PERIOD_US = 100_000
 # memory.limit_in_bytes of an unlimited cgroup v1 (PAGE_COUNTER_MAX pages of 4 KiB): the kernel's "no limit".

@@ -21,8 +21,8 @@ import time
 from collections import Counter
 from typing import Iterable
 
-from ..corrupt import POISON_KINDS, make_poison_message
-from ..errors import InjectionError
+from chaos_events.load.corrupt import POISON_KINDS, make_poison_message
+from chaos_events.errors import InjectionError
 
 DRAIN_TIMEOUT_S = 5.0
 

@@ -20,7 +20,7 @@ import time
 from pathlib import Path
 from typing import Any, Callable, Mapping
 
-from ..errors import ChaosError, InjectionError
+from chaos_events.errors import ChaosError, InjectionError
 
 # Children we started: polled (and so reaped) by is_alive, so a started process that exits leaves no zombie
 # behind in the harness.
@@ -189,10 +189,10 @@ def start(argv: list[str], name: str = "", *, cwd: str | None = None, pidfile: s
     """Run `argv` detached in its own session (Ctrl-C to the harness does not reach it); returns its pid.
 
     Output goes to `log_path` (appended) or nowhere. When `pidfile` is given it is written with the new pid,
-    unless the command itself wrote a different live pid there meanwhile (a launcher that daemonizes).
+    unless the command itself rewrote the file meanwhile (a launcher that daemonizes writes its child's pid).
     """
     pidfile_path = Path(pidfile) if pidfile else None
-    before = pidfile_pid(pidfile_path)
+    before = _file_identity(pidfile_path)
     out: Any = subprocess.DEVNULL
     try:
         if log_path:
@@ -208,13 +208,13 @@ def start(argv: list[str], name: str = "", *, cwd: str | None = None, pidfile: s
         if out is not subprocess.DEVNULL:
             out.close()
     _children[proc.pid] = proc
-    if pidfile_path is not None:
-        now = pidfile_pid(pidfile_path)
-        if not (now and now != before and now != proc.pid and is_alive(now)):
-            try:
-                write_pidfile(pidfile_path, proc.pid)
-            except OSError as exc:
-                raise error(f"process target {name!r}: started pid {proc.pid} but cannot write pidfile {pidfile_path}: {exc.strerror or exc}") from exc
+    # A command that writes the pidfile itself (a launcher that daemonizes) owns it: once the file changed in any way
+    # (a shell's `> file` first empties it), ours would overwrite the real pid with the launcher's.
+    if pidfile_path is not None and _file_identity(pidfile_path) == before:
+        try:
+            write_pidfile(pidfile_path, proc.pid)
+        except OSError as exc:
+            raise error(f"process target {name!r}: started pid {proc.pid} but cannot write pidfile {pidfile_path}: {exc.strerror or exc}") from exc
     return proc.pid
 
 
@@ -241,6 +241,17 @@ def write_pidfile(path: Path, pid: int) -> None:
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     tmp.write_text(f"{pid}\n")
     os.replace(tmp, path)
+
+
+def _file_identity(path: Path | None) -> tuple[int, int, int] | None:
+    """(inode, mtime ns, size) of a file, or None when it does not exist: tells whether someone rewrote it."""
+    if path is None:
+        return None
+    try:
+        st = os.stat(path)
+    except OSError:
+        return None
+    return st.st_ino, st.st_mtime_ns, st.st_size
 
 
 def pidfile_pid(path: Path | None) -> int | None:

@@ -46,8 +46,8 @@ from gevent import monkey as _monkey
 from gevent.pywsgi import WSGIServer
 from gevent.server import StreamServer
 
-from ..errors import ChaosError, InjectionError
-from .toxics import Toxic, parse_toxic
+from chaos_events.errors import ChaosError, InjectionError
+from chaos_events.backends.toxics import Toxic, parse_toxic
 
 __all__ = ["DEFAULT_CONTROL_URL", "ProxyClient", "ProxyError", "ProxyServer", "RouteSpec", "UnknownRouteError",
            "default_control_url", "main", "parse_address", "parse_route"]

@@ -25,7 +25,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..errors import InjectionError, RevertError
+from chaos_events.errors import InjectionError, RevertError
 
 GiB = 1024**3
 MAX_CONNECTIONS = 5000

@@ -2,6 +2,6 @@
 
 Must not import locust, gevent, docker or prometheus_client at module level.
 """
-from .base import Fault, FaultContext, build_params, fault_type, known_fault_types, register
+from chaos_events.faults.base import Fault, FaultContext, build_params, fault_type, known_fault_types, register
 
 __all__ = ["Fault", "FaultContext", "build_params", "fault_type", "known_fault_types", "register"]

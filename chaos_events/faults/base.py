@@ -16,8 +16,8 @@ import typing
 from dataclasses import dataclass, field
 from typing import Any, Callable, ClassVar, Mapping
 
-from ..plan import Target, TargetKind
-from ..units import parse_duration, parse_size_bytes
+from chaos_events.scenario.plan import Target, TargetKind
+from chaos_events.scenario.units import parse_duration, parse_size_bytes
 
 
 @dataclass
@@ -136,7 +136,7 @@ def fault_type(name: str) -> type[Fault]:
 
 
 def _load_builtin_faults() -> None:
-    from . import data, network, resources, service  # noqa: F401  (registration happens on import)
+    from chaos_events.faults import data, network, resources, service  # noqa: F401  (registration happens on import)
 
 
 def build_params(cls: type[Fault], raw: Mapping[str, Any]) -> tuple[Any, list[str]]:

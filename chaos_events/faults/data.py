@@ -17,10 +17,10 @@ from __future__ import annotations
 import uuid
 from dataclasses import dataclass
 
-from ..corrupt import API_KINDS, POISON_KINDS
-from ..errors import InjectionError
-from ..plan import Target, TargetKind
-from .base import Fault, FaultContext, register
+from chaos_events.load.corrupt import API_KINDS, POISON_KINDS
+from chaos_events.errors import InjectionError
+from chaos_events.scenario.plan import Target, TargetKind
+from chaos_events.faults.base import Fault, FaultContext, register
 
 BROADCAST_START = "chaos_bad_traffic"
 BROADCAST_STOP = "chaos_bad_traffic_stop"
@@ -150,7 +150,7 @@ class PoisonMessages(Fault):
         return str(bootstrap), str(topic)
 
     def inject(self, ctx: FaultContext) -> None:
-        from ..backends import poison
+        from chaos_events.backends import poison
 
         bootstrap, topic = self._where(ctx)
         fault_id = _occurrence_id(self, ctx)
@@ -167,7 +167,7 @@ class PoisonMessages(Fault):
     def revert(self, ctx: FaultContext) -> None:
         if not self.state.get("started") or self.state.get("stopped"):
             return
-        from ..backends import poison
+        from chaos_events.backends import poison
 
         # None when another process (a journal revert after a crash) runs this: the producer died with its process.
         final = poison.stop_poison(self.state["id"])
@@ -181,7 +181,7 @@ class PoisonMessages(Fault):
     def counts(self) -> dict:
         """sent / delivered / failed / queue_full so far (live while active, final after revert)."""
         if self.state.get("started") and not self.state.get("stopped"):
-            from ..backends import poison
+            from chaos_events.backends import poison
 
             live = poison.poison_counts(self.state["id"])
             if live is not None:

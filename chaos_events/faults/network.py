@@ -25,9 +25,9 @@ import uuid
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
-from ..errors import InjectionError, RevertError
-from ..plan import Target, TargetKind
-from .base import Fault, FaultContext, register
+from chaos_events.errors import InjectionError, RevertError
+from chaos_events.scenario.plan import Target, TargetKind
+from chaos_events.faults.base import Fault, FaultContext, register
 
 STREAM_CHOICES = ("both", "downstream", "upstream")
 _TOXIC_NAME_UNSAFE = re.compile(r"[^A-Za-z0-9_.:-]")  # the proxy's toxic-name alphabet
@@ -57,7 +57,7 @@ class NetworkFault(Fault):
 
     # contract
     def inject(self, ctx: FaultContext) -> None:
-        from ..backends.proxy import ProxyClient
+        from chaos_events.backends.proxy import ProxyClient
 
         route = self.target.spec["proxy"]
         control = self.state.setdefault("control", control_url_for(self.target))
@@ -75,7 +75,7 @@ class NetworkFault(Fault):
             ctx.log(f"{self.type_name}: toxic {name} on route {route!r} ({stream}, toxicity {self.params.toxicity:g})")
 
     def revert(self, ctx: FaultContext) -> None:
-        from ..backends.proxy import ProxyClient
+        from chaos_events.backends.proxy import ProxyClient
 
         names = list(self.state.get("toxics", []))
         if not names:
@@ -92,7 +92,7 @@ class NetworkFault(Fault):
             raise RevertError(f"{self.type_name} on {self.target.name}: could not remove toxics: " + "; ".join(failures))
 
     def verify_reverted(self, ctx: FaultContext) -> None:
-        from ..backends.proxy import ProxyClient, UnknownRouteError
+        from chaos_events.backends.proxy import ProxyClient, UnknownRouteError
 
         names = set(self.state.get("toxics", []))
         if not names:

@@ -19,10 +19,10 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
 
-from ..backends import resource as backend
-from ..errors import InjectionError, RevertError
-from ..plan import Target, TargetKind
-from .base import Fault, FaultContext, register
+from chaos_events.backends import resource as backend
+from chaos_events.errors import InjectionError, RevertError
+from chaos_events.scenario.plan import Target, TargetKind
+from chaos_events.faults.base import Fault, FaultContext, register
 
 
 def _stop_children(fault: Fault, ctx: FaultContext) -> None:

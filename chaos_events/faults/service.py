@@ -18,7 +18,7 @@ paths in state, so a journal revert from another directory finds them; a restart
 `stop`, `start` and `restart` take `timeout_s` (grace between SIGTERM and SIGKILL; for `start`, when its revert stops it).
 
 Example (scenario):
-    targets: {broker: {process: {pidfile: .run/broker.pid, restart: [python, -m, demo, start-part, broker]}},
+    targets: {broker: {process: {pidfile: .run/broker.pid, restart: [python, -m, chaos_events.demo, start-part, broker]}},
               kafka: {container: {name: demo-kafka}}}
     faults:
       - {at: 10s, for: 15s, fault: pause, target: broker}
@@ -33,11 +33,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ..backends import docker as containers
-from ..backends import process as processes
-from ..errors import InjectionError, RevertError
-from ..plan import Target, TargetKind
-from .base import Fault, FaultContext, register
+from chaos_events.backends import docker as containers
+from chaos_events.backends import process as processes
+from chaos_events.errors import InjectionError, RevertError
+from chaos_events.scenario.plan import Target, TargetKind
+from chaos_events.faults.base import Fault, FaultContext, register
 
 # How long a verification waits for a target to come back (a started process may take a moment to write its
 # pidfile; a killed one a moment to die).

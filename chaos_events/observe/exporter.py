@@ -20,7 +20,7 @@ from prometheus_client.openmetrics.exposition import generate_latest as openmetr
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily, InfoMetricFamily, Metric
 from prometheus_client.utils import floatToGoString
 
-from ..record import EndpointWindow, Record, WindowKey
+from chaos_events.record import EndpointWindow, Record, WindowKey
 
 __all__ = ["Exporter", "DEFAULT_LATENCY_BUCKETS_S", "PHASES", "latency_buckets", "cumulative_buckets"]
 

@@ -23,7 +23,7 @@ from array import array
 from bisect import bisect_left, bisect_right
 from typing import Any, Callable, Iterable, Iterator
 
-from ..record import LedgerResult
+from chaos_events.record import LedgerResult
 
 __all__ = ["Ledger", "audit_kafka", "audit_pipeline", "event_id", "parse_event_id"]
 

@@ -19,9 +19,9 @@ import urllib.error
 import urllib.request
 from typing import Any, Callable, Mapping, Protocol
 
-from ..plan import ProbeKind, ProbeSpec
-from ..record import ProbeSample, Record
-from .ledger import QUIET_KAFKA_LOG, kafka_error_text
+from chaos_events.scenario.plan import ProbeKind, ProbeSpec
+from chaos_events.record import ProbeSample, Record
+from chaos_events.observe.ledger import QUIET_KAFKA_LOG, kafka_error_text
 
 __all__ = ["Probe", "HttpProbe", "KafkaLagProbe", "AlertsProbe", "ProbeRunner", "build_probe", "offload"]
 

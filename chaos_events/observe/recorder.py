@@ -18,7 +18,7 @@ from __future__ import annotations
 import time
 from typing import Any, Callable
 
-from ..record import EndpointWindow, Record, WindowKey, windows_from_wire, windows_to_wire
+from chaos_events.record import EndpointWindow, Record, WindowKey, windows_from_wire, windows_to_wire
 
 __all__ = ["Recorder"]
 

@@ -3,9 +3,9 @@
 Pure core (report.py aside, which writes files): standard library only; no gevent, locust, docker, prometheus_client
 or scipy. It takes a Plan and a Record and returns results, so it is tested without a load run.
 """
-from .phases import PhaseSpan, current_phase, derive_phases, fault_occurrences
-from .report import format_verdict_table, load_record, progress_line, report_from_files, write_reports
-from .slo import SloResult, SloStatus, Verdict, evaluate
+from chaos_events.verdict.phases import PhaseSpan, current_phase, derive_phases, fault_occurrences
+from chaos_events.verdict.report import format_verdict_table, load_record, progress_line, report_from_files, write_reports
+from chaos_events.verdict.slo import SloResult, SloStatus, Verdict, evaluate
 
 __all__ = [
     "PhaseSpan", "derive_phases", "current_phase", "fault_occurrences",

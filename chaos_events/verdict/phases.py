@@ -20,8 +20,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Iterable
 
-from ..plan import Phase, Plan
-from ..record import FaultEvent, FaultEventKind, Record
+from chaos_events.scenario.plan import Phase, Plan
+from chaos_events.record import FaultEvent, FaultEventKind, Record
 
 # events that show the timeline really ran (as opposed to a dry run's PLANNED events, or none at all)
 _REAL_EVENTS = frozenset({

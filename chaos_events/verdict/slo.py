@@ -18,14 +18,14 @@ import math
 from dataclasses import dataclass, field
 from typing import Any, Callable, Mapping
 
-from ..plan import Phase, Plan, ProbeKind, SloMetric, SloSpec
-from ..record import FaultEventKind, ProbeSample, Record
-from ..units import format_duration, parse_duration
-from . import stats
-from .phases import (
+from chaos_events.scenario.plan import Phase, Plan, ProbeKind, SloMetric, SloSpec
+from chaos_events.record import FaultEventKind, ProbeSample, Record
+from chaos_events.scenario.units import format_duration, parse_duration
+from chaos_events.verdict import stats
+from chaos_events.verdict.phases import (
     Occurrence, PhaseSpan, derive_phases, fault_occurrences, merged_fault_spans, run_end,
 )
-from .stats import Agg, Band, EndpointFilter, ms, pct, secs
+from chaos_events.verdict.stats import Agg, Band, EndpointFilter, ms, pct, secs
 
 EXIT_OK = 0
 EXIT_SLO_FAILED = 3

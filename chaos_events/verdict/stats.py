@@ -21,9 +21,9 @@ import re
 from dataclasses import dataclass, field
 from typing import Any, Iterable
 
-from ..plan import Phase
-from ..record import EndpointWindow, Record, WindowKey
-from .phases import PhaseSpan
+from chaos_events.scenario.plan import Phase
+from chaos_events.record import EndpointWindow, Record, WindowKey
+from chaos_events.verdict.phases import PhaseSpan
 
 # Bad payloads sent by the data faults are named "[chaos] METHOD path kind". They are the harness's own traffic,
 # deliberately wrong, so they are left out of "all endpoints" unless a filter names them explicitly.

@@ -24,7 +24,7 @@ slos:
 
 KAFKA_LOCUSTFILE = """
 import chaos_events
-from chaos_events.users import KafkaUser
+from chaos_events.locust_plugin.users import KafkaUser
 from locust import FastHttpUser, constant, task
 
 

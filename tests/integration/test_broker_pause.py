@@ -13,7 +13,7 @@ import urllib.error
 import urllib.request
 from collections import defaultdict
 
-from demo.supervisor import read_pidfile
+from chaos_events.demo.supervisor import read_pidfile
 from tests.helpers import LOCUST, ROOT, stop_group
 
 LOCUSTFILE = str(ROOT / "locustfiles" / "platform.py")

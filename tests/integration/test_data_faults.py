@@ -15,9 +15,9 @@ import urllib.request
 import gevent
 
 from chaos_events.backends.bad_traffic import BadPayloadAccepted, BadTrafficSender
-from chaos_events.corrupt import API_KINDS, POISON_KINDS
+from chaos_events.load.corrupt import API_KINDS, POISON_KINDS
 from chaos_events.faults.base import FaultContext, build_params, fault_type
-from chaos_events.plan import Target, TargetKind
+from chaos_events.scenario.plan import Target, TargetKind
 from tests.helpers import ROOT
 
 # Every kind must be refused with 4xx. invalid-utf8 also has its own test below: one of its variants (an encoded

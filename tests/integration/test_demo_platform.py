@@ -16,8 +16,8 @@ from pathlib import Path
 
 from confluent_kafka import OFFSET_BEGINNING, Consumer, Producer, TopicPartition
 
-from chaos_events.payloads import EventGenerator
-from demo.supervisor import Platform, pid_alive
+from chaos_events.load.payloads import EventGenerator
+from chaos_events.demo.supervisor import Platform, pid_alive
 from tests.helpers import ROOT, run_locust
 
 LOCUSTFILE = str(ROOT / "locustfiles" / "platform.py")
@@ -182,7 +182,7 @@ def test_up_status_down_from_the_command_line(tmp_path):
     run_dir = tmp_path / "cli"
 
     def demo(*args: str) -> subprocess.CompletedProcess:
-        return subprocess.run([sys.executable, "-m", "demo", *args, "--run-dir", str(run_dir)], cwd=ROOT,
+        return subprocess.run([sys.executable, "-m", "chaos_events.demo", *args, "--run-dir", str(run_dir)], cwd=ROOT,
                               capture_output=True, text=True, timeout=120)
 
     up = demo("up", "--free-ports")

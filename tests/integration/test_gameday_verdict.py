@@ -16,8 +16,8 @@ from html.parser import HTMLParser
 from pathlib import Path
 
 from chaos_events.backends.proxy import ProxyClient
-from chaos_events.plan import load_plan
-from demo.supervisor import ROOT as DEMO_ROOT
+from chaos_events.scenario.plan import load_plan
+from chaos_events.demo.supervisor import ROOT as DEMO_ROOT
 from tests.helpers import free_port, run_locust
 
 SCENARIOS = Path(__file__).resolve().parent / "scenarios"

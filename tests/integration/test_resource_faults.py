@@ -20,7 +20,7 @@ import pytest
 from chaos_events.backends import resource as backend
 from chaos_events.errors import InjectionError
 from chaos_events.faults.base import FaultContext, build_params, fault_type
-from chaos_events.plan import Target, TargetKind
+from chaos_events.scenario.plan import Target, TargetKind
 from tests.helpers import ROOT, free_port
 
 HOST = Target("host", TargetKind.HOST, {})
@@ -148,7 +148,7 @@ def _post_event(base_url: str, event_id: str) -> int:
 @pytest.fixture(scope="module")
 def pool_platform(tmp_path_factory):
     """A platform of this module's own: these tests exhaust it (and check that it recovers after each revert)."""
-    from demo.supervisor import start_platform
+    from chaos_events.demo.supervisor import start_platform
 
     platform = start_platform(tmp_path_factory.mktemp("pool-run"))
     try:

@@ -202,7 +202,7 @@ class Scene:
     def close(self) -> None:
         for pid in self.watchdog_pids():  # spawned by our Locust; normally gone already
             cmdline = Path(f"/proc/{pid}/cmdline").read_bytes() if Path(f"/proc/{pid}/cmdline").exists() else b""
-            if b"chaos_events.watchdog" in cmdline:
+            if b"chaos_events.run.watchdog" in cmdline:
                 os.kill(pid, signal.SIGKILL)
         for proc in reversed(self.procs):
             if proc is self.victim and proc.poll() is None:

@@ -16,17 +16,17 @@ from pathlib import Path
 import pytest
 
 from chaos_events.backends import process as processes
-from chaos_events.journal import read_journal
+from chaos_events.run.journal import read_journal
 from tests.helpers import ROOT
 
 OWNER = textwrap.dedent("""
     import json, sys, time
-    from chaos_events.engine import ChaosEngine
+    from chaos_events.run.engine import ChaosEngine
     from chaos_events.faults.base import FaultContext
-    from chaos_events.journal import Journal
-    from chaos_events.plan import FaultSpec, Plan, Target, TargetKind
+    from chaos_events.run.journal import Journal
+    from chaos_events.scenario.plan import FaultSpec, Plan, Target, TargetKind
     from chaos_events.record import Record
-    from chaos_events.watchdog import spawn_watchdog
+    from chaos_events.run.watchdog import spawn_watchdog
 
     pidfile, journal_path, mode = sys.argv[1:4]
     plan = Plan(name="w", source="w.yml", targets={"svc": Target("svc", TargetKind.PROCESS, {"pidfile": pidfile})},

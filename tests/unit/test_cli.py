@@ -11,8 +11,8 @@ from pathlib import Path
 import pytest
 
 from chaos_events.faults.base import FaultContext, fault_type
-from chaos_events.journal import Journal
-from chaos_events.plan import Target, TargetKind
+from chaos_events.run.journal import Journal
+from chaos_events.scenario.plan import Target, TargetKind
 from chaos_events.record import Record
 from tests.helpers import ROOT
 

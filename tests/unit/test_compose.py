@@ -175,14 +175,14 @@ def test_worker_scales(services):
 
 def test_demo_parts_run_the_supervisors_foreground_commands(services):
     # Same modules the local supervisor starts (demo/supervisor.py part_argv), so compose and `make demo` agree.
-    assert _command(services["demo-api"])[:3] == ["python", "-m", "demo.api"]
-    assert _command(services["demo-consumer"])[:3] == ["python", "-m", "demo.consumer"]
+    assert _command(services["demo-api"])[:3] == ["python", "-m", "chaos_events.demo.api"]
+    assert _command(services["demo-consumer"])[:3] == ["python", "-m", "chaos_events.demo.consumer"]
     assert _command(services["proxy"])[:3] == ["python", "-m", "chaos_events.backends.proxy"]
     for module in ("demo/api.py", "demo/consumer.py", "chaos_events/backends/proxy.py", "demo/supervisor.py"):
         if not (ROOT / module).exists():
             pytest.skip(f"{module} is not there yet")
     supervisor = (ROOT / "demo/supervisor.py").read_text()
-    assert '"-m", "demo.api"' in supervisor and '"-m", "demo.consumer"' in supervisor
+    assert '"-m", "chaos_events.demo.api"' in supervisor and '"-m", "chaos_events.demo.consumer"' in supervisor
     # The API and the consumer share the SQLite store.
     assert _flag(_command(services["demo-api"]), "--store") == _flag(_command(services["demo-consumer"]), "--store")
     assert "demo-store:/data" in services["demo-api"]["volumes"] and "demo-store:/data" in services["demo-consumer"]["volumes"]

@@ -6,8 +6,8 @@ import random
 
 import pytest
 
-from chaos_events import corrupt
-from chaos_events.corrupt import API_KINDS, KINDS, POISON_KINDS, make_bad_request, make_poison_message
+from chaos_events.load import corrupt
+from chaos_events.load.corrupt import API_KINDS, KINDS, POISON_KINDS, make_bad_request, make_poison_message
 
 BASE = {
     "id": "chaos-bad-1",

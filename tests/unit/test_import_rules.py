@@ -13,7 +13,7 @@ import pytest
 
 PACKAGE = Path(__file__).resolve().parents[2] / "chaos_events"
 HEAVY = {"gevent", "locust", "docker", "prometheus_client"}
-PURE_CORE = ["plan.py", "timeline.py", "record.py", "units.py", "errors.py", "corrupt.py", "payloads.py", "atomic.py",
+PURE_CORE = ["scenario/plan.py", "run/timeline.py", "record.py", "scenario/units.py", "errors.py", "load/corrupt.py", "load/payloads.py", "atomic.py",
              "verdict/__init__.py", "verdict/phases.py", "verdict/slo.py", "verdict/stats.py", "verdict/report.py"]
 
 
@@ -44,7 +44,7 @@ def test_pure_core_imports_nothing_heavy(module):
 
 def test_only_plugin_and_users_import_locust():
     importers = {_rel(p) for p in _modules() if "locust" in _imports(p)}
-    assert importers <= {"plugin.py", "users.py"}, importers
+    assert importers <= {"locust_plugin/wiring.py", "locust_plugin/users.py"}, importers
 
 
 def test_only_the_exporter_imports_prometheus_client():

@@ -10,7 +10,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from chaos_events import acks
+from chaos_events.load import acks
 from chaos_events.observe.ledger import Ledger, event_id, parse_event_id
 
 

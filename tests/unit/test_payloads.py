@@ -7,7 +7,7 @@ from datetime import datetime, timezone
 import pytest
 from hypothesis import given, strategies as st
 
-from chaos_events.payloads import EVENT_TYPES, SOURCES, EventGenerator, event_id, new_producer_id, parse_event_id
+from chaos_events.load.payloads import EVENT_TYPES, SOURCES, EventGenerator, event_id, new_producer_id, parse_event_id
 
 FIXED = lambda: 1_800_000_000.25  # noqa: E731
 
@@ -36,7 +36,7 @@ def test_same_seed_same_events_different_seed_different_events():
 
 
 def test_events_match_the_demo_api_schema():
-    from demo.schema import Event
+    from chaos_events.demo.schema import Event
 
     gen = EventGenerator("kafka-0000abcd", seed=1)
     for _ in range(100):

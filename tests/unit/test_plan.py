@@ -11,7 +11,7 @@ import pytest
 from chaos_events.errors import PlanError
 from chaos_events.faults import base as fault_base
 from chaos_events.faults.base import Fault, known_fault_types, register
-from chaos_events.plan import (Phase, Plan, ProbeKind, Repeat, SloMetric, TargetKind, load_plan, parse_plan)
+from chaos_events.scenario.plan import (Phase, Plan, ProbeKind, Repeat, SloMetric, TargetKind, load_plan, parse_plan)
 from tests.helpers import ROOT
 
 SCENARIOS = sorted((ROOT / "scenarios").glob("*.yml"))
@@ -25,7 +25,7 @@ def test_targets_fill_the_documented_spec_keys():
     plan = parse("""
 name: kinds
 targets:
-  p1: {process: {pidfile: .run/broker.pid, restart: "python -m demo start-part broker", cwd: /tmp}}
+  p1: {process: {pidfile: .run/broker.pid, restart: "python -m chaos_events.demo start-part broker", cwd: /tmp}}
   p2: {process: {pid: 4242}}
   p3: {process: {command: [sleep, "60"]}}
   c1: {container: wotr-kafka-1}
@@ -41,7 +41,7 @@ targets:
 """)
     spec = {name: (t.kind, dict(t.spec)) for name, t in plan.targets.items()}
     assert spec == {
-        "p1": (TargetKind.PROCESS, {"pidfile": ".run/broker.pid", "restart": [sys.executable, "-m", "demo", "start-part", "broker"], "cwd": "/tmp"}),
+        "p1": (TargetKind.PROCESS, {"pidfile": ".run/broker.pid", "restart": [sys.executable, "-m", "chaos_events.demo", "start-part", "broker"], "cwd": "/tmp"}),
         "p2": (TargetKind.PROCESS, {"pid": 4242, "restart": None, "cwd": None}),
         "p3": (TargetKind.PROCESS, {"command": ["sleep", "60"], "restart": None, "cwd": None}),
         "c1": (TargetKind.CONTAINER, {"name": "wotr-kafka-1"}),

@@ -12,7 +12,7 @@ import pytest
 
 from chaos_events.errors import PlanError
 from chaos_events.faults import known_fault_types
-from chaos_events.plan import load_plan, parse_plan
+from chaos_events.scenario.plan import load_plan, parse_plan
 
 KNOWN = ", ".join(known_fault_types())
 METRICS = ("error_rate, latency, throughput_drop, detection_time, recovery_time, lost_writes, duplicates, "

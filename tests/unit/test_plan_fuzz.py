@@ -11,7 +11,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from chaos_events.errors import PlanError, Problem
-from chaos_events.plan import Plan, parse_plan
+from chaos_events.scenario.plan import Plan, parse_plan
 
 FUZZ = settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 

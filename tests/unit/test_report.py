@@ -8,7 +8,7 @@ import xml.etree.ElementTree as ET
 import pytest
 
 from chaos_events.errors import ChaosError
-from chaos_events.plan import ProbeKind, ProbeSpec, SloMetric
+from chaos_events.scenario.plan import ProbeKind, ProbeSpec, SloMetric
 from chaos_events.record import LedgerResult, ProbeSample, Record
 from chaos_events.verdict import evaluate, format_verdict_table, load_record, progress_line, write_reports
 from chaos_events.verdict.report import atomic_write_text, report_from_files
@@ -177,7 +177,7 @@ def test_load_record_errors_name_the_file(tmp_path):
 
 def test_report_from_files(tmp_path):
     """Needs the plan loader (written in parallel); skips until load_plan exists."""
-    from chaos_events.plan import load_plan
+    from chaos_events.scenario.plan import load_plan
 
     scenario = tmp_path / "s.yml"
     scenario.write_text(

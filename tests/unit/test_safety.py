@@ -4,8 +4,8 @@ from __future__ import annotations
 import pytest
 
 from chaos_events.errors import SafetyError
-from chaos_events.plan import parse_plan
-from chaos_events.safety import (ALLOW_LABEL, allowed_containers, check_environment, check_host, container_allowed,
+from chaos_events.scenario.plan import parse_plan
+from chaos_events.scenario.safety import (ALLOW_LABEL, allowed_containers, check_environment, check_host, container_allowed,
                                  host_allowed, plan_allowed_hosts, split_allowed)
 
 

@@ -10,7 +10,7 @@ import random
 
 import pytest
 
-from chaos_events.plan import parse_plan, FaultSpec, Phase, Plan, ProbeKind, ProbeSpec, Settings, SloMetric, SloSpec
+from chaos_events.scenario.plan import parse_plan, FaultSpec, Phase, Plan, ProbeKind, ProbeSpec, Settings, SloMetric, SloSpec
 from chaos_events.record import EndpointWindow, FaultEvent, FaultEventKind, LedgerResult, ProbeSample, Record, bucket_ms
 from chaos_events.verdict import stats
 from chaos_events.verdict.phases import derive_phases

@@ -12,7 +12,7 @@ import sys
 
 import pytest
 
-from demo.supervisor import (DEFAULT_PORTS, PARTS, Platform, PlatformError, pid_alive, pid_runs, read_pidfile, start_platform,
+from chaos_events.demo.supervisor import (DEFAULT_PORTS, PARTS, Platform, PlatformError, pid_alive, pid_runs, read_pidfile, start_platform,
                              write_pidfile)
 from tests.helpers import ROOT, free_port, stop_group
 
@@ -20,7 +20,7 @@ SLEEP = shutil.which("sleep")
 
 
 def run_demo(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "demo", *args], cwd=ROOT, capture_output=True, text=True, timeout=60)
+    return subprocess.run([sys.executable, "-m", "chaos_events.demo", *args], cwd=ROOT, capture_output=True, text=True, timeout=60)
 
 
 @pytest.fixture
@@ -161,5 +161,5 @@ def test_status_and_start_part_without_a_platform_exit_2(tmp_path):
     proc = run_demo("status", "--run-dir", str(tmp_path))
     assert proc.returncode == 2
     assert proc.stderr.strip() == (f"error: {tmp_path}/platform.json: no demo platform here (file not found); "
-                                   f"start one with `python -m demo up --run-dir {tmp_path}`")
+                                   f"start one with `python -m chaos_events.demo up --run-dir {tmp_path}`")
     assert PARTS == ("broker", "proxy", "consumer", "api")

@@ -1,8 +1,8 @@
 """The timeline is pure: plain numbers for the clock, no sleeps."""
 from __future__ import annotations
 
-from chaos_events.plan import FaultSpec, Plan, Repeat, Target, TargetKind
-from chaos_events.timeline import Action, Step, Timeline, schedule
+from chaos_events.scenario.plan import FaultSpec, Plan, Repeat, Target, TargetKind
+from chaos_events.run.timeline import Action, Step, Timeline, schedule
 
 
 def make_plan(*faults: FaultSpec) -> Plan:

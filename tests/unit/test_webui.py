@@ -19,10 +19,10 @@ from locust.env import Environment
 from locust.web import WebUI
 
 from chaos_events.errors import ChaosError
-from chaos_events.plan import load_plan, parse_plan
+from chaos_events.scenario.plan import load_plan, parse_plan
 from chaos_events.record import FaultEvent, FaultEventKind
-from chaos_events.session import ChaosSession, LoadHooks, SessionOptions
-from chaos_events.webui import TAB_COLUMNS, TAB_KEY, OccurrenceState, chaos_view, install_chaos_tab, tab_rows, timeline_view
+from chaos_events.run.session import ChaosSession, LoadHooks, SessionOptions
+from chaos_events.locust_plugin.webui import TAB_COLUMNS, TAB_KEY, OccurrenceState, chaos_view, install_chaos_tab, tab_rows, timeline_view
 
 SCENARIO = """\
 name: webui-pause

@@ -61,9 +61,9 @@ def test_runs_the_readme_commands(workflow):
 def test_game_day_runs_after_tests_and_is_headless(workflow):
     (gameday,) = [name for name in workflow["jobs"] if any(re.search(r"^\s*make demo\b", r, re.M) for r in _runs(workflow, name))]
     assert workflow["jobs"][gameday].get("needs") == "test"
-    # `make demo` is `python -m demo gameday`, which runs Locust --headless; the workflow passes only env.
+    # `make demo` is `python -m chaos_events.demo gameday`, which runs Locust --headless; the workflow passes only env.
     makefile = MAKEFILE.read_text()
-    assert re.search(r"^demo:.*\n\t.*-m demo gameday", makefile, re.M)
+    assert re.search(r"^demo:.*\n\t.*-m chaos_events.demo gameday", makefile, re.M)
     for _, step in _steps(workflow):
         assert "${{ inputs." not in step.get("run", ""), "workflow inputs must reach the shell through env"
 

@@ -23,12 +23,12 @@ from typing import Any, Callable
 
 from flask import Blueprint, Response, jsonify, request, send_from_directory, url_for
 
-from .plan import Plan, SloMetric
-from .record import FaultEventKind
-from .timeline import Action, schedule
-from .verdict.phases import current_phase
-from .verdict.report import format_value
-from .verdict.slo import SloStatus
+from chaos_events.scenario.plan import Plan, SloMetric
+from chaos_events.record import FaultEventKind
+from chaos_events.run.timeline import Action, schedule
+from chaos_events.verdict.phases import current_phase
+from chaos_events.verdict.report import format_value
+from chaos_events.verdict.slo import SloStatus
 
 logger = logging.getLogger("chaos_events")
 
@@ -365,4 +365,4 @@ def _apply_form_and_reload(environment: Any, reload_plan: Callable[[], str | Non
 
 
 def _page_html() -> str:
-    return resources.files("chaos_events").joinpath("webui_static/chaos.html").read_text(encoding="utf-8")
+    return resources.files("chaos_events.locust_plugin").joinpath("static/chaos.html").read_text(encoding="utf-8")

@@ -19,16 +19,16 @@ import gevent
 from locust import events
 from locust.runners import STATE_STOPPED, MasterRunner, WorkerRunner
 
-from .acks import process_ledger
-from .backends.bad_traffic import BadTrafficSender
-from .errors import ChaosError, PlanError, SafetyError
-from .journal import check_no_leftovers
-from .observe.recorder import Recorder
-from .options import add_options
-from .plan import Plan, SloMetric, TargetKind, load_plan
-from .record import Record
-from .safety import check_environment, check_host, plan_allowed_hosts, split_allowed
-from .session import ChaosSession, LoadHooks, SessionOptions
+from chaos_events.load.acks import process_ledger
+from chaos_events.backends.bad_traffic import BadTrafficSender
+from chaos_events.errors import ChaosError, PlanError, SafetyError
+from chaos_events.run.journal import check_no_leftovers
+from chaos_events.observe.recorder import Recorder
+from chaos_events.locust_plugin.options import add_options
+from chaos_events.scenario.plan import Plan, SloMetric, TargetKind, load_plan
+from chaos_events.record import Record
+from chaos_events.scenario.safety import check_environment, check_host, plan_allowed_hosts, split_allowed
+from chaos_events.run.session import ChaosSession, LoadHooks, SessionOptions
 
 logger = logging.getLogger("chaos_events")
 
@@ -76,7 +76,7 @@ def check_containers(plan: Plan) -> None:
     containers = [t for t in plan.targets.values() if t.kind is TargetKind.CONTAINER]
     if not containers:
         return
-    from .backends import docker as docker_backend
+    from chaos_events.backends import docker as docker_backend
 
     for target in containers:
         try:
@@ -126,14 +126,14 @@ def _on_init(environment, runner=None, web_ui=None, **_kwargs):
         _say(_timeline_text(plan))
     _start_exporter(environment, session)
     if web_ui is not None:
-        from .webui import install_chaos_tab
+        from chaos_events.locust_plugin.webui import install_chaos_tab
         install_chaos_tab(web_ui, environment, lambda: _h.session, _reload_plan_from_options, abort=_abort_chaos)
     atexit.register(_emergency_revert)
 
 
 def _kafka_option_problems(environment) -> list[str]:
     """users.py's check of --kafka-bootstrap/--kafka-topic, when a KafkaUser is among the run's user classes."""
-    users = sys.modules.get("chaos_events.users")
+    users = sys.modules.get("chaos_events.locust_plugin.users")
     if users is None:  # no locustfile imported it, so no KafkaUser can be in the run
         return []
     classes = environment.user_classes or []
@@ -196,7 +196,7 @@ def _log_greenlet_failure(greenlet) -> None:
 
 
 def _timeline_text(plan: Plan) -> str:
-    from .cli import dry_run_lines
+    from chaos_events.cli import dry_run_lines
     header = f"chaos-events dry run: {plan.name} ({plan.source}); nothing will be touched"
     return "\n".join([header, *("  " + line for line in dry_run_lines(plan))])
 
@@ -205,7 +205,7 @@ def _start_exporter(environment, session: ChaosSession) -> None:
     options = environment.parsed_options
     if not options.chaos_metrics_port:
         return
-    from .observe.exporter import Exporter
+    from chaos_events.observe.exporter import Exporter
     thresholds = _slo_latency_thresholds(session.plan)
     exporter = Exporter(lambda: session.record, session.exporter_state, slo_thresholds_s=thresholds,
                         totals=lambda: session.recorder.totals())

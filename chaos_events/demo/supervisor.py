@@ -1,6 +1,6 @@
 """Starts, watches and stops the demo platform's processes; the only place that knows their command lines.
 
-Imports the standard library, chaos_events.errors and demo.broker; never locust or gevent.
+Imports the standard library, chaos_events.errors and chaos_events.demo.broker; never locust or gevent.
 
 Every part runs on 127.0.0.1, in its own session (so a signal to its group reaches exactly it), with a pidfile
 under run_dir and a log under run_dir/logs. `start_platform` returns only when every part answers (TCP connect,
@@ -25,7 +25,7 @@ from pathlib import Path
 
 from chaos_events.errors import ChaosError
 
-from . import broker
+from chaos_events.demo import broker
 
 ROOT = Path(__file__).resolve().parent.parent
 PARTS: tuple[str, ...] = ("broker", "proxy", "consumer", "api")  # start order; stop order is the reverse
@@ -99,7 +99,7 @@ class Platform:
 
     @property
     def restart_commands(self) -> dict[str, list[str]]:
-        # The script path (not `-m demo`) works from any working directory, installed or not.
+        # The script path (not `-m chaos_events.demo`) works from any working directory, installed or not.
         script = str(ROOT / "demo" / "__main__.py")
         return {name: [self.python, script, "start-part", name, "--run-dir", str(self.run_dir)] for name in PARTS}
 
@@ -126,10 +126,10 @@ class Platform:
                     "--route", f"api=127.0.0.1:{p['api_route']}=127.0.0.1:{p['api']}",
                     "--route", f"kafka=127.0.0.1:{p['kafka_route']}=127.0.0.1:{p['kafka']}"]
         if name == "consumer":
-            return [self.python, "-m", "demo.consumer", "--bootstrap", self.kafka_bootstrap, "--store", str(self.store_path),
+            return [self.python, "-m", "chaos_events.demo.consumer", "--bootstrap", self.kafka_bootstrap, "--store", str(self.store_path),
                     "--topic", self.topic, "--dlq-topic", self.dlq_topic, "--group", self.consumer_group]
         if name == "api":
-            return [self.python, "-m", "demo.api", "--host", "127.0.0.1", "--port", str(p["api"]), "--bootstrap", self.kafka_bootstrap,
+            return [self.python, "-m", "chaos_events.demo.api", "--host", "127.0.0.1", "--port", str(p["api"]), "--bootstrap", self.kafka_bootstrap,
                     "--store", str(self.store_path), "--topic", self.topic, "--dlq-topic", self.dlq_topic, "--group", self.consumer_group]
         raise PlatformError(f"unknown part {name!r}; expected one of: {', '.join(PARTS)}")
 
@@ -162,7 +162,7 @@ class Platform:
             platform._argv = {k: list(v) for k, v in data.get("argv", {}).items() if k in PARTS}
             return platform
         except FileNotFoundError:
-            raise PlatformError(f"{path}: no demo platform here (file not found); start one with `python -m demo up --run-dir {run_dir}`") from None
+            raise PlatformError(f"{path}: no demo platform here (file not found); start one with `python -m chaos_events.demo up --run-dir {run_dir}`") from None
         except (ValueError, KeyError, TypeError) as exc:
             raise PlatformError(f"{path}: not a valid platform file ({exc!r})") from None
 
@@ -292,7 +292,7 @@ def start_platform(run_dir: Path, ports: dict[str, int] | None = None) -> Platfo
         previous = Platform.load(run_dir)
         running = {n: s["pid"] for n, s in previous.status().items() if s["running"]}
         if running:
-            raise PlatformError(f"a demo platform is already running in {run_dir} (pids {running}); stop it with `python -m demo down --run-dir {run_dir}`")
+            raise PlatformError(f"a demo platform is already running in {run_dir} (pids {running}); stop it with `python -m chaos_events.demo down --run-dir {run_dir}`")
     platform = Platform(run_dir, chosen)
     check_ports_free(chosen)
     platform.save()

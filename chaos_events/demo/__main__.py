@@ -1,6 +1,6 @@
-"""Command line of the demo platform: `python -m demo up | down | status | start-part NAME | gameday`.
+"""Command line of the demo platform: `python -m chaos_events.demo up | down | status | start-part NAME | gameday`.
 
-Imports the standard library and demo.supervisor; never locust or gevent (the game day runs Locust as a
+Imports the standard library and chaos_events.demo.supervisor; never locust or gevent (the game day runs Locust as a
 subprocess). Also runnable as a script (`python demo/__main__.py ...`), which is how restart commands call it,
 so they work from any working directory.
 """
@@ -18,7 +18,7 @@ from pathlib import Path
 if __package__ in (None, ""):  # run as a script: make the repository importable
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from demo.supervisor import DEFAULT_PORTS, PARTS, ROOT, Platform, PlatformError, start_platform  # noqa: E402
+from chaos_events.demo.supervisor import DEFAULT_PORTS, PARTS, ROOT, Platform, PlatformError, start_platform  # noqa: E402
 
 DEFAULT_RUN_DIR = ".run/demo"
 
@@ -38,7 +38,7 @@ def cmd_up(args) -> int:
     platform = start_platform(Path(args.run_dir), ports)
     _print_platform(platform)
     if not args.foreground:
-        print(f"stop it with: {sys.executable} -m demo down --run-dir {args.run_dir}")
+        print(f"stop it with: {sys.executable} -m chaos_events.demo down --run-dir {args.run_dir}")
         return 0
     print("running in the foreground; Ctrl-C stops it")
     try:
@@ -131,7 +131,7 @@ def cmd_gameday(args) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m demo", description="The demo event platform (broker, proxy, API, consumer) on 127.0.0.1.")
+    parser = argparse.ArgumentParser(prog="python -m chaos_events.demo", description="The demo event platform (broker, proxy, API, consumer) on 127.0.0.1.")
     sub = parser.add_subparsers(dest="command", required=True)
 
     def with_run_dir(p):

@@ -18,18 +18,18 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
-from .acks import process_ledger
-from .engine import ChaosEngine
-from .errors import ChaosError
-from .faults.base import FaultContext
-from .journal import Journal
-from .observe.probes import ProbeRunner, build_probe
-from .observe.recorder import Recorder
-from .plan import Phase, Plan, ProbeKind, SloMetric
-from .record import FaultEventKind, Record
-from .verdict.phases import current_phase
-from .verdict.report import format_verdict_table, progress_line, write_reports
-from .verdict.slo import SloStatus, Verdict, evaluate
+from chaos_events.load.acks import process_ledger
+from chaos_events.run.engine import ChaosEngine
+from chaos_events.errors import ChaosError
+from chaos_events.faults.base import FaultContext
+from chaos_events.run.journal import Journal
+from chaos_events.observe.probes import ProbeRunner, build_probe
+from chaos_events.observe.recorder import Recorder
+from chaos_events.scenario.plan import Phase, Plan, ProbeKind, SloMetric
+from chaos_events.record import FaultEventKind, Record
+from chaos_events.verdict.phases import current_phase
+from chaos_events.verdict.report import format_verdict_table, progress_line, write_reports
+from chaos_events.verdict.slo import SloStatus, Verdict, evaluate
 
 LIVE_VERDICT_EVERY_S = 2.0      # provisional SLOs for the exporter and the web UI
 LIVE_VERDICT_MAX_SHARE_INV = 20  # ... recomputed no sooner than 20x its own cost after the last time
@@ -140,7 +140,7 @@ class ChaosSession:
         defaults = {"prometheus_url": self.options.prometheus_url, "kafka_bootstrap": self.options.kafka_bootstrap}
         probes = {name: build_probe(spec, defaults) for name, spec in self.plan.probes.items()}
         if not any(spec.kind is ProbeKind.PROMETHEUS_ALERTS for spec in self.plan.probes.values()) and self._wants_alerts():
-            from .plan import ProbeSpec
+            from chaos_events.scenario.plan import ProbeSpec
             spec = ProbeSpec("alerts", ProbeKind.PROMETHEUS_ALERTS, 2.0, {"url": self.options.prometheus_url or None})
             probes["alerts"] = build_probe(spec, defaults)
         self.probes = ProbeRunner(probes, self.record, clock=self.clock, wall=time.time, spawn=self.hooks.spawn)
@@ -168,7 +168,7 @@ class ChaosSession:
 
     def _spawn_watchdog(self):
         try:
-            from .watchdog import spawn_watchdog
+            from chaos_events.run.watchdog import spawn_watchdog
             return spawn_watchdog(os.getpid(), self.options.journal_path)
         except (OSError, ChaosError) as exc:  # the run is still safe on the normal paths; say so loudly
             self.hooks.log(f"chaos-events: WARNING: watchdog not started ({exc}); a SIGKILL would need `chaos-events revert`")
@@ -290,7 +290,7 @@ class ChaosSession:
         checks = self._ledger_checks()
         if not checks:
             return
-        from .observe import ledger as ledger_mod
+        from chaos_events.observe import ledger as ledger_mod
         ledger = process_ledger()
         deadline = self.plan.settings.catch_up_s
         if "kafka" in checks:
@@ -309,8 +309,8 @@ class ChaosSession:
         self.record.meta["poison_sent"] = sum(int(entry["delivered"]) for entry in sent)
         if not all(entry.get("dead_letter_topic") for entry in sent):
             return  # a scenario that names no dead-letter topic gets the count "unknown", not a guess
-        from .backends.poison import TAG_HEADER
-        from .observe.ledger import count_tagged
+        from chaos_events.backends.poison import TAG_HEADER
+        from chaos_events.observe.ledger import count_tagged
 
         found = 0
         for (bootstrap, topic), entries in _group_by_topic(sent).items():

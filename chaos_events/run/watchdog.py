@@ -1,6 +1,6 @@
 """The watchdog: a separate process that reverts the journal's faults when the harness dies without doing so.
 
-    python -m chaos_events.watchdog --pid PID --journal FILE [--interval 0.5]
+    python -m chaos_events.run.watchdog --pid PID --journal FILE [--interval 0.5]
 
 It polls the owner's pid every `interval` seconds. It exits:
 - when the journal is marked `closed` (the owner ended its run and attempted every revert itself; entries left
@@ -21,7 +21,7 @@ import sys
 import time
 from pathlib import Path
 
-from .journal import JournalError, read_journal, revert_from_journal
+from chaos_events.run.journal import JournalError, read_journal, revert_from_journal
 
 
 def _process_identity(pid: int) -> tuple[str, int] | None:
@@ -81,7 +81,7 @@ def watch(pid: int, journal_path: str, interval_s: float = 0.5, log=print) -> in
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m chaos_events.watchdog",
+    parser = argparse.ArgumentParser(prog="python -m chaos_events.run.watchdog",
                                      description="Revert the journal's faults when the harness process dies.")
     parser.add_argument("--pid", type=int, required=True, help="pid of the harness process that owns the journal")
     parser.add_argument("--journal", required=True, help="path of the revert journal")
@@ -103,7 +103,7 @@ def spawn_watchdog(pid: int, journal_path: str | os.PathLike, interval_s: float 
     log_file.parent.mkdir(parents=True, exist_ok=True)
     with open(log_file, "ab") as out:
         return subprocess.Popen(
-            [sys.executable, "-m", "chaos_events.watchdog", "--pid", str(pid), "--journal", str(journal_path),
+            [sys.executable, "-m", "chaos_events.run.watchdog", "--pid", str(pid), "--journal", str(journal_path),
              "--interval", str(interval_s)],
             stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT, start_new_session=True, close_fds=True,
             cwd=os.getcwd(), env={**os.environ, "PYTHONUNBUFFERED": "1"},

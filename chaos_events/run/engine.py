@@ -29,12 +29,12 @@ import threading
 from dataclasses import dataclass
 from typing import Any, Callable
 
-from .errors import InjectionError
-from .faults.base import Fault, FaultContext, build_params, fault_type
-from .plan import FaultSpec, Plan
-from .record import FaultEvent, FaultEventKind, Record
-from .safety import split_allowed
-from .timeline import Action, Step, Timeline
+from chaos_events.errors import InjectionError
+from chaos_events.faults.base import Fault, FaultContext, build_params, fault_type
+from chaos_events.scenario.plan import FaultSpec, Plan
+from chaos_events.record import FaultEvent, FaultEventKind, Record
+from chaos_events.scenario.safety import split_allowed
+from chaos_events.run.timeline import Action, Step, Timeline
 
 
 @dataclass(frozen=True)

@@ -32,9 +32,9 @@ from yaml.constructor import SafeConstructor
 from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 from yaml.resolver import Resolver
 
-from .errors import PlanError, Problem
-from .safety import host_allowed, split_allowed
-from .units import parse_duration
+from chaos_events.errors import PlanError, Problem
+from chaos_events.scenario.safety import host_allowed, split_allowed
+from chaos_events.scenario.units import parse_duration
 
 
 class TargetKind(enum.Enum):
@@ -918,7 +918,7 @@ class _Loader:
 
     # -- faults ------------------------------------------------------------------------------------
     def faults(self, node: Node | None, targets: Mapping[str, Target]) -> list[FaultSpec]:
-        from .faults.base import build_params, fault_type, known_fault_types  # lazy: faults.base imports this module
+        from chaos_events.faults.base import build_params, fault_type, known_fault_types  # lazy: faults.base imports this module
 
         if node is None:
             return []

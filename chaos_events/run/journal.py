@@ -26,8 +26,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
 
-from .atomic import atomic_write_text
-from .errors import ChaosError, SafetyError
+from chaos_events.atomic import atomic_write_text
+from chaos_events.errors import ChaosError, SafetyError
 
 VERSION = 1
 
@@ -178,7 +178,7 @@ def revert_from_journal(path: str | os.PathLike, log: Callable[[str], None] = pr
     Works in a fresh process after a SIGKILL of the owner. Never raises for a fault that fails to revert (its
     result says why); a missing journal means nothing to do.
     """
-    from .faults.base import Fault, FaultContext  # the registry imports every fault family; only needed here
+    from chaos_events.faults.base import Fault, FaultContext  # the registry imports every fault family; only needed here
 
     if read_journal(path) is None:
         return []

@@ -18,7 +18,7 @@ from __future__ import annotations
 import enum
 from dataclasses import dataclass
 
-from .plan import FaultSpec, Plan
+from chaos_events.scenario.plan import FaultSpec, Plan
 
 
 class Action(enum.Enum):

@@ -1,7 +1,7 @@
 """The demo consumer process: reads `events`, stores them in SQLite, and dead-letters poison messages.
 
-Run as `python -m demo.consumer --bootstrap HOST:PORT --store PATH`. Imports confluent_kafka, pydantic (via
-demo.schema) and the standard library; never locust or gevent.
+Run as `python -m chaos_events.demo.consumer --bootstrap HOST:PORT --store PATH`. Imports confluent_kafka, pydantic (via
+chaos_events.demo.schema) and the standard library; never locust or gevent.
 
 Guarantees: a write is idempotent (INSERT OR IGNORE on the event id); offsets are committed only after the batch
 is in the store and its poison messages are in the dead-letter topic (at-least-once); a poison message (bad UTF-8,
@@ -21,8 +21,8 @@ from collections import Counter
 from confluent_kafka import OFFSET_INVALID, Consumer, KafkaError, Producer
 from pydantic import ValidationError
 
-from . import store
-from .schema import Event
+from chaos_events.demo import store
+from chaos_events.demo.schema import Event
 
 HEARTBEAT_EVERY_S = 1.0
 HEARTBEAT_NAME = "consumer"
@@ -162,7 +162,7 @@ class StoreConsumer:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m demo.consumer", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog="python -m chaos_events.demo.consumer", description=__doc__.splitlines()[0])
     parser.add_argument("--bootstrap", required=True)
     parser.add_argument("--store", required=True)
     parser.add_argument("--topic", default="events")

@@ -3,7 +3,7 @@
 Pure module: standard library only (no gevent, locust, docker, prometheus_client, no I/O). The clock is an
 argument, so a seeded generator with a fixed clock yields the same events every time.
 
-An event id is f"{producer_id}.{seq}": the ledger (chaos_events.acks) counts acknowledged writes per producer and
+An event id is f"{producer_id}.{seq}": the ledger (chaos_events.load.acks) counts acknowledged writes per producer and
 sequence number, and the demo API turns such ids into the Kafka headers `chaos-producer` and `chaos-seq`.
 """
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """The demo API process: FastAPI ingest into Kafka, reads from the SQLite store, and a truthful /health.
 
-Run as `python -m demo.api --port PORT --bootstrap HOST:PORT --store PATH` (uvicorn, one worker). Imports fastapi,
+Run as `python -m chaos_events.demo.api --port PORT --bootstrap HOST:PORT --store PATH` (uvicorn, one worker). Imports fastapi,
 uvicorn, confluent_kafka and the standard library; never locust or gevent.
 
 Contracts:
@@ -31,11 +31,11 @@ from confluent_kafka import Consumer, KafkaException, Producer, TopicPartition
 from fastapi import FastAPI, Query
 from fastapi.responses import JSONResponse
 
-from chaos_events.payloads import parse_event_id
+from chaos_events.load.payloads import parse_event_id
 
-from . import store
-from .consumer import HEARTBEAT_NAME
-from .schema import Event, LookupRequest
+from chaos_events.demo import store
+from chaos_events.demo.consumer import HEARTBEAT_NAME
+from chaos_events.demo.schema import Event, LookupRequest
 
 PRODUCE_TIMEOUT_S = 3.0
 MESSAGE_TIMEOUT_MS = 2500
@@ -395,7 +395,7 @@ def _resolve(future: asyncio.Future, err) -> None:
 def main(argv: list[str] | None = None) -> int:
     import uvicorn
 
-    parser = argparse.ArgumentParser(prog="python -m demo.api", description="The demo platform's HTTP API.")
+    parser = argparse.ArgumentParser(prog="python -m chaos_events.demo.api", description="The demo platform's HTTP API.")
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, required=True)
     parser.add_argument("--bootstrap", required=True)

@@ -3,7 +3,7 @@ the Docker opt-in rule.
 
 Pure-ish module: standard library only, and it takes the environment and the allow-lists as arguments (it never
 reads os.environ itself and never resolves a name over the network). It must not import locust, gevent, docker,
-prometheus_client, or chaos_events.plan at module level (plan imports this module).
+prometheus_client, or chaos_events.scenario.plan at module level (plan imports this module).
 
 Rules:
 - `check_environment`: CHAOS_ENVIRONMENT (or CHAOS_ENV) set to production/prod refuses the run.
@@ -23,10 +23,10 @@ import ipaddress
 from typing import TYPE_CHECKING, Any, Iterable, Mapping
 from urllib.parse import urlsplit
 
-from .errors import SafetyError
+from chaos_events.errors import SafetyError
 
 if TYPE_CHECKING:  # plan imports safety; a runtime import would be circular
-    from .plan import Plan
+    from chaos_events.scenario.plan import Plan
 
 ALLOW_LABEL = "chaos-events.allow"
 ENVIRONMENT_VARIABLES = ("CHAOS_ENVIRONMENT", "CHAOS_ENV")

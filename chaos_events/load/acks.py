@@ -8,7 +8,7 @@ Must not import locust, prometheus_client or confluent_kafka: users' code import
 """
 from __future__ import annotations
 
-from .observe.ledger import Ledger, event_id
+from chaos_events.observe.ledger import Ledger, event_id
 
 __all__ = ["acknowledge", "process_ledger", "reset_process_ledger", "event_id"]
 

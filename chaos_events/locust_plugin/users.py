@@ -24,7 +24,7 @@ from typing import Any, Callable
 import gevent
 from locust import User, events
 
-from .payloads import new_producer_id, parse_event_id
+from chaos_events.load.payloads import new_producer_id, parse_event_id
 
 __all__ = ["KafkaUser", "KafkaDeliveryError", "acknowledge", "check_kafka_options"]
 
@@ -59,7 +59,7 @@ class KafkaDeliveryError(Exception):
     """A message was not acknowledged by Kafka (delivery report error, full queue, or produce refused)."""
 
 
-# -- ledger acks (chaos_events.acks is optional: another module of the harness provides it) -------------
+# -- ledger acks (chaos_events.load.acks is optional: another module of the harness provides it) -------------
 _ack: Callable[[str, str, int], None] | None = None
 _ack_loaded = False
 
@@ -70,7 +70,7 @@ def acknowledge(channel: str, producer_id: str, seq: int) -> None:
     if not _ack_loaded:
         _ack_loaded = True
         try:
-            from . import acks  # noqa: WPS433  (lazy: optional module)
+            from chaos_events.load import acks  # noqa: WPS433  (lazy: optional module)
 
             _ack = acks.acknowledge
         except ImportError:
