@@ -5,15 +5,17 @@ docker or prometheus_client: the public names below are pure.
 """
 import sys
 
+from chaos_events.errors import ChaosError, ExitCode, InjectionError, PlanError, Problem, RevertError, SafetyError
 from chaos_events.load.acks import acknowledge
-from chaos_events.errors import ChaosError, InjectionError, PlanError, Problem, RevertError, SafetyError
-from chaos_events.scenario.plan import Plan, load_plan, parse_plan
+from chaos_events.scenario.loader import load_plan, parse_plan
+from chaos_events.scenario.model import Plan
+from chaos_events.verdict.slo import evaluate
 
 __version__ = "0.1.0"
 __all__ = [
     "__version__",
     "acknowledge",
-    "load_plan", "parse_plan", "Plan",
+    "load_plan", "parse_plan", "Plan", "evaluate", "ExitCode",
     "ChaosError", "PlanError", "Problem", "SafetyError", "InjectionError", "RevertError",
 ]
 

@@ -308,7 +308,7 @@ class ChaosResult:
         return self._phase_for(name, endpoints)
 
     def _phase_for(self, name: str, endpoints: str | Iterable[str]) -> PhaseView:
-        from chaos_events.scenario.plan import Phase
+        from chaos_events.scenario.model import Phase
         from chaos_events.record import Record
         from chaos_events.verdict import stats
         from chaos_events.verdict.phases import PhaseSpan

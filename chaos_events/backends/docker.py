@@ -14,7 +14,7 @@ back to "none". A CPU throttle of a container without a CPU limit therefore uses
 (`UNLIMITED_MEMORY`, what an unlimited cgroup reports). Verified on Docker 20.10.
 
 Example:
-    container = resolve_container({"name": "demo-kafka"}, "broker")
+    container = resolve_container(ContainerTarget(name="demo-kafka"), "broker")
     pause(container, "broker"); status(container) == "paused"; unpause(container, "broker")
 """
 from __future__ import annotations
@@ -53,22 +53,22 @@ def client() -> Any:
     return _client
 
 
-def resolve_container(spec: Mapping[str, Any], name: str = "", extra_allowed: Iterable[str] = (),
+def resolve_container(spec: Any, name: str = "", extra_allowed: Iterable[str] = (),
                       error: type[ChaosError] = InjectionError) -> Any:
-    """The one container a target spec names (`name`, or `label` as key=value); refuses one that did not opt in."""
+    """The one container a ContainerTarget names (`name`, or `label` as key=value); refuses one that did not opt in."""
     docker = _docker()
     api = client()
     try:
-        if spec.get("name"):
+        if spec.name:
             try:
-                container = api.containers.get(spec["name"])
+                container = api.containers.get(spec.name)
             except docker.errors.NotFound:
-                raise error(f"container target {name!r}: no container named {spec['name']!r}") from None
-        elif spec.get("label"):
-            found = api.containers.list(all=True, filters={"label": spec["label"]})
+                raise error(f"container target {name!r}: no container named {spec.name!r}") from None
+        elif spec.label:
+            found = api.containers.list(all=True, filters={"label": spec.label})
             if len(found) != 1:
                 shown = ", ".join(c.name for c in found) or "none"
-                raise error(f"container target {name!r}: expected exactly one container with label {spec['label']!r}; found {len(found)} ({shown})")
+                raise error(f"container target {name!r}: expected exactly one container with label {spec.label!r}; found {len(found)} ({shown})")
             container = found[0]
         else:
             raise error(f"container target {name!r}: names no container `name` or `label`")

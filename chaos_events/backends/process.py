@@ -4,11 +4,12 @@ Linux only (/proc). Must not import locust, gevent, docker or prometheus_client;
 Locust's gevent monkey-patching turns into a cooperative sleep.
 OS errors are translated here into InjectionError / RevertError with text that names the target and the pid.
 
-A process target spec (see plan.Target) names the process by `pidfile`, `pid`, or `command` (the argv, matched
-exactly against /proc/*/cmdline), with an optional `restart` argv used to start it again and an optional `cwd`.
+A process target (chaos_events.scenario.targets.ProcessTarget) names the process by `pidfile`, `pid`, or `command`
+(the argv, matched exactly against /proc/*/cmdline), with an optional `restart` argv used to start it again and an
+optional `cwd`. The ProcessService built on these functions is in process_service.py.
 
 Example:
-    pid = resolve_pid({"pidfile": ".run/broker.pid"}, "broker")
+    pid = resolve_pid(ProcessTarget(pidfile=".run/broker.pid"), "broker")
     pause(pid, "broker"); is_stopped(pid) is True; resume(pid, "broker")
 """
 from __future__ import annotations
@@ -18,7 +19,7 @@ import signal
 import subprocess
 import time
 from pathlib import Path
-from typing import Any, Callable, Mapping
+from typing import Any, Callable
 
 from chaos_events.errors import ChaosError, InjectionError
 
@@ -93,9 +94,19 @@ def read_pidfile(path: str | os.PathLike, name: str = "") -> int:
         raise InjectionError(f"{label}pidfile {path} does not exist") from None
     except OSError as exc:
         raise InjectionError(f"{label}cannot read pidfile {path}: {exc.strerror or exc}") from exc
-    if not text.isdigit() or int(text) <= 0:
+    pid = parse_pid(text)
+    if pid is None:
         raise InjectionError(f"{label}pidfile {path} does not hold a pid; got {text[:40]!r}")
-    return int(text)
+    return pid
+
+
+def parse_pid(text: str) -> int | None:
+    """A pidfile's content as a pid: ASCII digits only ('²' is a digit to str.isdigit), 1 or more; else None."""
+    text = text.strip()
+    if not text or len(text) > 10 or not text.isascii() or not text.isdigit():
+        return None
+    pid = int(text)
+    return pid if pid >= 1 else None
 
 
 def find_by_command(argv: list[str], name: str = "") -> int:
@@ -109,21 +120,21 @@ def find_by_command(argv: list[str], name: str = "") -> int:
     return matches[0]
 
 
-def resolve_pid(spec: Mapping[str, Any], name: str = "") -> int:
-    """The pid a process target spec names: its `pidfile`, else its `pid`, else the process running `command`.
+def resolve_pid(spec: Any, name: str = "") -> int:
+    """The pid a ProcessTarget names: its `pidfile`, else its `pid`, else the process running `command`.
 
     The pid is returned even when that process has exited; callers check `is_alive`.
     """
-    if spec.get("pidfile"):
-        return read_pidfile(spec["pidfile"], name)
-    if spec.get("pid"):
-        return int(spec["pid"])
-    if spec.get("command"):
-        return find_by_command(list(spec["command"]), name)
+    if spec.pidfile:
+        return read_pidfile(spec.pidfile, name)
+    if spec.pid:
+        return int(spec.pid)
+    if spec.command:
+        return find_by_command(list(spec.command), name)
     raise InjectionError(f"process target {name!r}: names no pidfile, pid or command")
 
 
-def running_pid(spec: Mapping[str, Any], name: str = "", known: tuple[int | None, ...] = ()) -> int | None:
+def running_pid(spec: Any, name: str = "", known: tuple[int | None, ...] = ()) -> int | None:
     """A live pid for the target: one of `known` (pids a fault started or saw), else what the spec resolves to."""
     for pid in known:
         if pid and is_alive(pid):
@@ -133,12 +144,6 @@ def running_pid(spec: Mapping[str, Any], name: str = "", known: tuple[int | None
     except InjectionError:
         return None
     return pid if is_alive(pid) else None
-
-
-def start_argv(spec: Mapping[str, Any]) -> list[str] | None:
-    """How to start the target again: its `restart` argv, else its `command`; None when it has neither."""
-    argv = spec.get("restart") or spec.get("command")
-    return list(argv) if argv else None
 
 
 # -- acting on it ------------------------------------------------------------------------------------
@@ -259,7 +264,6 @@ def pidfile_pid(path: Path | None) -> int | None:
     if path is None:
         return None
     try:
-        text = path.read_text().strip()
+        return parse_pid(path.read_text())
     except OSError:
         return None
-    return int(text) if text.isdigit() else None

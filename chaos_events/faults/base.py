@@ -1,23 +1,30 @@
-"""What a fault is: a registered type with frozen parameters, an inject, and an idempotent revert.
+"""What a fault is: a registered type with a typed parameter model, an inject, and an idempotent revert.
 
 Must not import locust, gevent, docker or prometheus_client. Fault modules reach the world only through
 `chaos_events.backends` and the FaultContext they are given.
 
 Contract of every fault (tested for each registered type in tests/unit/test_fault_contract.py):
+- `Params` is a frozen model (FaultParams): it validates every parameter itself, with units in the field names
+  (`latency_ms`, `timeout_s`); unknown parameters are errors, never ignored;
 - `revert` is idempotent: safe twice, safe before `inject`, safe after an `inject` that failed halfway;
 - `revert` works from `self.state`, which `inject` fills *before* each side effect and saves with `ctx.save_state()`,
-  so the journal can rebuild the fault in another process after a SIGKILL (`Fault.from_journal`);
-- unknown parameters are errors, never ignored.
+  so the journal can rebuild the fault in another process after a SIGKILL (`Fault.from_journal`).
+Two class-level checks run before any load: `check_plan` (pure, when the scenario is loaded: does this target suit
+these parameters?) and `preflight` (looks at this machine now: caps, free disk, a reachable proxy).
 """
 from __future__ import annotations
 
-import dataclasses
-import typing
-from dataclasses import dataclass, field
-from typing import Any, Callable, ClassVar, Mapping
+import uuid
+from dataclasses import dataclass
+from typing import Any, Callable, ClassVar
 
-from chaos_events.scenario.plan import Target, TargetKind
-from chaos_events.scenario.units import parse_duration, parse_size_bytes
+from chaos_events.scenario.fields import ScenarioModel
+from chaos_events.scenario.model import Target, TargetKind
+from chaos_events.scenario.targets import TARGET_MODELS
+
+
+class FaultParams(ScenarioModel):
+    """Base of every fault's parameter model. A fault without parameters uses it as is."""
 
 
 @dataclass
@@ -43,15 +50,15 @@ class FaultContext:
 
 
 class Fault:
-    """Base class. Subclasses set `type_name`, `Params` (a frozen dataclass) and `target_kinds`.
+    """Base class. Subclasses set `type_name`, `Params` (a FaultParams model), `target_kinds` and `summary`.
 
     Invariant: `state` is JSON-serialisable and holds everything `revert` needs.
     Example:
-        fault = fault_type("pause")(params, target); fault.inject(ctx); ...; fault.revert(ctx); fault.revert(ctx)
+        fault = fault_type("pause")(PauseParams(), target); fault.inject(ctx); ...; fault.revert(ctx); fault.revert(ctx)
     """
 
     type_name: ClassVar[str] = ""
-    Params: ClassVar[type] = type(None)
+    Params: ClassVar[type[FaultParams]] = FaultParams
     target_kinds: ClassVar[frozenset[TargetKind]] = frozenset()
     summary: ClassVar[str] = ""
 
@@ -71,38 +78,56 @@ class Fault:
         """Raise RevertError when the target is still degraded after `revert`. Default: nothing to check."""
 
     @classmethod
-    def check(cls, params: Any, target: Target) -> list[str]:
-        """Extra checks before the run (caps, reachable target). Returns messages; empty when fine."""
+    def check_plan(cls, params: Any, target: Target) -> list[str]:
+        """Pure checks of parameters against the target, when the scenario is loaded. Messages; empty when fine."""
+        return []
+
+    @classmethod
+    def preflight(cls, params: Any, target: Target) -> list[str]:
+        """Checks that look at this machine now (caps, free space, reachability), just before the run."""
         return []
 
     # -- shared ----------------------------------------------------------------------------------
+    def own_id(self, ctx: FaultContext) -> str:
+        """The engine's occurrence id, or one of our own, kept in state so a journal revert finds the same one."""
+        if not self.state.get("id"):
+            self.state["id"] = ctx.occurrence_id or f"{self.type_name}-{uuid.uuid4().hex[:12]}"
+        return self.state["id"]
+
     def describe(self) -> str:
-        shown = ", ".join(f"{k}={v}" for k, v in dataclasses.asdict(self.params).items()) if dataclasses.is_dataclass(self.params) else ""
+        shown = ", ".join(f"{k}={v}" for k, v in self.params.model_dump().items()) if self.params is not None else ""
         return f"{self.type_name} {self.target.name}" + (f" ({shown})" if shown else "")
 
     def journal_entry(self) -> dict:
         return {
             "type": self.type_name,
-            "params": dataclasses.asdict(self.params) if dataclasses.is_dataclass(self.params) else {},
-            "target": {"name": self.target.name, "kind": self.target.kind.value, "spec": _plain(self.target.spec)},
+            "params": self.params.model_dump(mode="json", by_alias=True),
+            "target": {"name": self.target.name, "kind": self.target.kind.value,
+                       "spec": self.target.spec.model_dump(mode="json", by_alias=True, exclude_none=True)},
             "state": self.state,
         }
 
     @staticmethod
     def from_journal(entry: dict) -> "Fault":
         cls = fault_type(entry["type"])
-        params = cls.Params(**{k: tuple(v) if isinstance(v, list) else v for k, v in entry["params"].items()})
-        target_data = entry["target"]
-        target = Target(target_data["name"], TargetKind(target_data["kind"]), target_data["spec"])
+        params = cls.Params.model_validate(entry.get("params") or {})
+        data = entry["target"]
+        kind = TargetKind(data["kind"])
+        target = Target(data["name"], kind, TARGET_MODELS[kind].model_validate(data.get("spec") or {}))
         return cls(params, target, state=entry.get("state") or {})
 
 
-def _plain(value: Any) -> Any:
-    if isinstance(value, Mapping):
-        return {k: _plain(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_plain(v) for v in value]
-    return value
+def build_params(cls: type[Fault], raw: dict) -> tuple[Any, list[str]]:
+    """`cls.Params` from raw values, for programs that build faults without a scenario file: (params or None,
+    every problem in the loader's words, e.g. "unknown parameter 'latncy'; expected one of: ...")."""
+    from pydantic import ValidationError
+
+    from chaos_events.scenario.problems import translate
+
+    try:
+        return cls.Params.model_validate(dict(raw)), []
+    except ValidationError as exc:
+        return None, [issue.message for issue in translate(exc, cls.Params, noun="parameter", given=dict(raw))]
 
 
 # -- registry ------------------------------------------------------------------------------------
@@ -115,99 +140,19 @@ def register(cls: type[Fault]) -> type[Fault]:
         raise TypeError(f"{cls.__name__} has no type_name")
     if cls.type_name in _REGISTRY and _REGISTRY[cls.type_name] is not cls:
         raise TypeError(f"fault type {cls.type_name!r} is already registered by {_REGISTRY[cls.type_name].__qualname__}")
-    if not (dataclasses.is_dataclass(cls.Params) and cls.Params.__dataclass_params__.frozen):
-        raise TypeError(f"{cls.__name__}.Params must be a frozen dataclass")
+    if not (isinstance(cls.Params, type) and issubclass(cls.Params, FaultParams)):
+        raise TypeError(f"{cls.__name__}.Params must be a FaultParams model")
     _REGISTRY[cls.type_name] = cls
     return cls
 
 
 def known_fault_types() -> list[str]:
-    _load_builtin_faults()
     return sorted(_REGISTRY)
 
 
 def fault_type(name: str) -> type[Fault]:
     """The registered class; an unknown name raises KeyError listing the known ones."""
-    _load_builtin_faults()
     try:
         return _REGISTRY[name]
     except KeyError:
         raise KeyError(f"unknown fault {name!r}; expected one of: {', '.join(sorted(_REGISTRY))}") from None
-
-
-def _load_builtin_faults() -> None:
-    from chaos_events.faults import data, network, resources, service  # noqa: F401  (registration happens on import)
-
-
-def build_params(cls: type[Fault], raw: Mapping[str, Any]) -> tuple[Any, list[str]]:
-    """Turn raw scenario parameters into `cls.Params`. Returns (params or None, messages).
-
-    Coercion by field name: `*_s` (not `*_per_s`) accepts durations (`30s`), `*_ms` accepts durations as milliseconds,
-    `*_bytes` accepts sizes (`64MB`). Unknown and missing parameters are reported, never ignored.
-    """
-    fields = {f.name: f for f in dataclasses.fields(cls.Params)}
-    expected = ", ".join(sorted(fields)) or "(no parameters)"
-    problems: list[str] = []
-    values: dict[str, Any] = {}
-    for key, value in raw.items():
-        if key not in fields:
-            problems.append(f"unknown parameter {key!r}; expected one of: {expected}")
-            continue
-        try:
-            values[key] = _coerce(key, value, _field_type(cls.Params, key))
-        except ValueError as exc:
-            problems.append(f"parameter {key!r}: {exc}")
-    for name, f in fields.items():
-        required = f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING
-        if required and name not in raw:
-            problems.append(f"missing parameter {name!r}")
-    if problems:
-        return None, problems
-    try:
-        params = cls.Params(**values)
-    except (TypeError, ValueError) as exc:
-        return None, [str(exc)]
-    return params, []
-
-
-def _field_type(params_cls: type, name: str) -> Any:
-    return typing.get_type_hints(params_cls)[name]
-
-
-def _coerce(name: str, value: Any, annotation: Any) -> Any:
-    # `rate_per_s` is a rate, not a duration.
-    if name.endswith("_s") and not name.endswith("_per_s") and annotation in (float, int):
-        return parse_duration(value)
-    if name.endswith("_ms") and annotation in (float, int) and isinstance(value, str):
-        return parse_duration(value) * 1000.0
-    if name.endswith("_bytes") and annotation is int:
-        return parse_size_bytes(value)
-    origin = typing.get_origin(annotation)
-    if annotation is bool:
-        if not isinstance(value, bool):
-            raise ValueError(f"expected true or false; got {value!r}")
-        return value
-    if annotation in (int, float):
-        if isinstance(value, bool) or not isinstance(value, (int, float)):
-            raise ValueError(f"expected a number; got {value!r}")
-        if annotation is int and not float(value).is_integer():
-            raise ValueError(f"expected a whole number; got {value!r}")
-        return annotation(value)
-    if annotation is str:
-        if not isinstance(value, (str, int, float)) or isinstance(value, bool):
-            raise ValueError(f"expected text; got {value!r}")
-        return str(value)
-    if origin is tuple:
-        items = value if isinstance(value, (list, tuple)) else [value]
-        return tuple(str(v) for v in items)
-    if origin in (typing.Union, getattr(__import__("types"), "UnionType", None)):
-        options = [a for a in typing.get_args(annotation) if a is not type(None)]
-        if value is None:
-            return None
-        return _coerce(name, value, options[0])
-    return value
-
-
-def fault_field(default: Any = dataclasses.MISSING, **kwargs: Any) -> Any:
-    """A params field; a thin alias so fault modules read uniformly."""
-    return field(default=default, **kwargs)

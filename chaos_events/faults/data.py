@@ -15,58 +15,37 @@ Example (scenario):
 from __future__ import annotations
 
 import uuid
-from dataclasses import dataclass
+from typing import Annotated
+
+from pydantic import Field
 
 from chaos_events.load.corrupt import API_KINDS, POISON_KINDS
 from chaos_events.errors import InjectionError
-from chaos_events.scenario.plan import Target, TargetKind
-from chaos_events.faults.base import Fault, FaultContext, register
+from chaos_events.scenario.model import Target, TargetKind
+from chaos_events.faults.base import Fault, FaultContext, FaultParams, register
+from chaos_events.scenario.fields import Number, Text, UrlPath, choices
 
 BROADCAST_START = "chaos_bad_traffic"
 BROADCAST_STOP = "chaos_bad_traffic_stop"
 MAX_RATE_PER_S = 1000.0
 
 
-def _occurrence_id(fault: Fault, ctx: FaultContext) -> str:
-    """The engine's occurrence id, or one of our own (kept in state so a journal revert finds the same one)."""
-    if not fault.state.get("id"):
-        fault.state["id"] = ctx.occurrence_id or f"{fault.type_name}-{uuid.uuid4().hex[:12]}"
-    return fault.state["id"]
 
-
-def _check_rate(rate_per_s: float) -> None:
-    if not 0.0 < rate_per_s <= MAX_RATE_PER_S:
-        raise ValueError(f"parameter 'rate_per_s': expected above 0 and at most {MAX_RATE_PER_S:g}; got {rate_per_s}")
-
-
-def _check_kinds(kinds: tuple[str, ...], allowed: tuple[str, ...]) -> None:
-    if not kinds:
-        raise ValueError(f"parameter 'kinds': expected at least one of: {', '.join(allowed)}")
-    for kind in kinds:
-        if kind not in allowed:
-            raise ValueError(f"parameter 'kinds': unknown kind {kind!r}; expected one of: {', '.join(allowed)}")
+Rate = Annotated[Number, Field(gt=0, le=MAX_RATE_PER_S, description="messages per second, for the whole load")]
+ApiKinds = choices(*API_KINDS)
+PoisonKinds = choices(*POISON_KINDS)
 
 
 # -- bad_payloads ---------------------------------------------------------------------------------------------
-@dataclass(frozen=True)
-class BadPayloadsParams:
-    rate_per_s: float
-    kinds: tuple[str, ...] = API_KINDS
-    path: str = "/api/events"
-
-    def __post_init__(self) -> None:
-        _check_rate(self.rate_per_s)
-        _check_kinds(self.kinds, API_KINDS)
-        if not self.path.startswith("/"):
-            raise ValueError(f"parameter 'path': expected a path starting with '/'; got {self.path!r}")
+class BadPayloadsParams(FaultParams):
+    rate_per_s: Rate
+    kinds: ApiKinds = Field(API_KINDS, description="which kinds of bad payload, cycled through")
+    path: UrlPath = Field("/api/events", description="where they are posted, below the endpoint's URL")
 
 
 def ingest_url(target: Target, path: str) -> str:
     """The full URL bad payloads go to: the endpoint's base URL (or host:port) joined with `path`."""
-    url = target.spec.get("url")
-    if not url:
-        url = f"http://{target.spec.get('host') or '127.0.0.1'}:{target.spec['port']}"
-    return url.rstrip("/") + path
+    return target.spec.base_url().rstrip("/") + path
 
 
 @register
@@ -82,17 +61,8 @@ class BadPayloads(Fault):
     target_kinds = frozenset({TargetKind.ENDPOINT})
     summary = "bad HTTP payloads sent from the load workers"
 
-    @classmethod
-    def check(cls, params: BadPayloadsParams, target: Target) -> list[str]:
-        url = target.spec.get("url")
-        if url and not str(url).startswith(("http://", "https://")):
-            return [f"target {target.name} must be an http(s) URL for bad_payloads; got {url!r}"]
-        if not url and not target.spec.get("port"):
-            return [f"target {target.name} needs a URL or a port for bad_payloads"]
-        return []
-
     def inject(self, ctx: FaultContext) -> None:
-        fault_id = _occurrence_id(self, ctx)
+        fault_id = self.own_id(ctx)
         message = {"fault_id": fault_id, "url": ingest_url(self.target, self.params.path),
                    "rate_per_s": self.params.rate_per_s, "kinds": list(self.params.kinds)}
         self.state["started"] = True
@@ -108,16 +78,12 @@ class BadPayloads(Fault):
 
 
 # -- poison_messages ------------------------------------------------------------------------------------------
-@dataclass(frozen=True)
-class PoisonMessagesParams:
-    rate_per_s: float
-    kinds: tuple[str, ...] = POISON_KINDS
-    topic: str | None = None
-    dead_letter_topic: str | None = None   # where the platform should park them; the verdict counts them there
-
-    def __post_init__(self) -> None:
-        _check_rate(self.rate_per_s)
-        _check_kinds(self.kinds, POISON_KINDS)
+class PoisonMessagesParams(FaultParams):
+    rate_per_s: Rate
+    kinds: PoisonKinds = Field(POISON_KINDS, description="which kinds of poison message, cycled through")
+    topic: Text | None = Field(None, description="topic to produce to (default: the target's)")
+    dead_letter_topic: Text | None = Field(None, description="where the platform should park them; the verdict "
+                                                             "counts them there (data_rejected)")
 
 
 @register
@@ -134,15 +100,9 @@ class PoisonMessages(Fault):
     target_kinds = frozenset({TargetKind.KAFKA})
     summary = "poison messages produced to a Kafka topic"
 
-    @classmethod
-    def check(cls, params: PoisonMessagesParams, target: Target) -> list[str]:
-        if not (params.topic or target.spec.get("topic")):
-            return [f"target {target.name} names no topic and parameter 'topic' is not set"]
-        return []
-
     def _where(self, ctx: FaultContext) -> tuple[str, str]:
-        bootstrap = self.target.spec.get("bootstrap") or ctx.kafka_bootstrap
-        topic = self.params.topic or self.target.spec.get("topic")
+        bootstrap = self.target.spec.bootstrap or ctx.kafka_bootstrap
+        topic = self.params.topic or self.target.spec.topic
         if not bootstrap:
             raise InjectionError(f"poison_messages: target {self.target.name} names no bootstrap servers and the run has none")
         if not topic:
@@ -153,7 +113,7 @@ class PoisonMessages(Fault):
         from chaos_events.backends import poison
 
         bootstrap, topic = self._where(ctx)
-        fault_id = _occurrence_id(self, ctx)
+        fault_id = self.own_id(ctx)
         # A tag of this injection's own, carried as a header, so its messages can be counted in the dead-letter topic
         # apart from any earlier run's.
         tag = self.state.setdefault("tag", uuid.uuid4().hex[:16])

@@ -18,16 +18,17 @@ Example scenario lines:
 """
 from __future__ import annotations
 
-import dataclasses
 import os
 import re
 import uuid
-from dataclasses import dataclass
-from typing import Any, ClassVar
+from typing import Annotated, ClassVar
+
+from pydantic import Field, model_validator
 
 from chaos_events.errors import InjectionError, RevertError
-from chaos_events.scenario.plan import Target, TargetKind
-from chaos_events.faults.base import Fault, FaultContext, register
+from chaos_events.scenario.model import Target, TargetKind
+from chaos_events.faults.base import Fault, FaultContext, FaultParams, register
+from chaos_events.scenario.fields import Milliseconds, Number, SizeBytes, choice, fail
 
 STREAM_CHOICES = ("both", "downstream", "upstream")
 _TOXIC_NAME_UNSAFE = re.compile(r"[^A-Za-z0-9_.:-]")  # the proxy's toxic-name alphabet
@@ -36,7 +37,12 @@ DEFAULT_CONTROL_URL = "http://127.0.0.1:8474"
 
 def control_url_for(target: Target) -> str:
     """The target's control URL, else $CHAOS_PROXY_CONTROL, else the default."""
-    return target.spec.get("control") or os.environ.get("CHAOS_PROXY_CONTROL") or DEFAULT_CONTROL_URL
+    return target.spec.control or os.environ.get("CHAOS_PROXY_CONTROL") or DEFAULT_CONTROL_URL
+
+
+LossMode = choice("reset", "stall")
+Stream = Annotated[choice(*STREAM_CHOICES), Field(description="downstream (server to client), upstream, or both")]
+Toxicity = Annotated[Number, Field(ge=0, le=1, description="share of connections affected, decided per connection")]
 
 
 class NetworkFault(Fault):
@@ -59,7 +65,7 @@ class NetworkFault(Fault):
     def inject(self, ctx: FaultContext) -> None:
         from chaos_events.backends.proxy import ProxyClient
 
-        route = self.target.spec["proxy"]
+        route = self.target.spec.route
         control = self.state.setdefault("control", control_url_for(self.target))
         self.state["route"] = route
         occurrence = self.state.setdefault("occurrence", ctx.occurrence_id or uuid.uuid4().hex[:8])
@@ -81,7 +87,7 @@ class NetworkFault(Fault):
         if not names:
             return
         client = ProxyClient(self.state.get("control") or control_url_for(self.target))
-        route = self.state.get("route") or self.target.spec["proxy"]
+        route = self.state.get("route") or self.target.spec.route
         failures = []
         for name in names:  # one failed removal does not stop the others
             try:
@@ -98,7 +104,7 @@ class NetworkFault(Fault):
         if not names:
             return
         client = ProxyClient(self.state.get("control") or control_url_for(self.target))
-        route = self.state.get("route") or self.target.spec["proxy"]
+        route = self.state.get("route") or self.target.spec.route
         try:
             present = {t["name"] for t in client.toxics(route)}
         except UnknownRouteError:
@@ -109,29 +115,6 @@ class NetworkFault(Fault):
         if left:
             raise RevertError(f"{self.type_name} on {self.target.name}: toxics still on route {route!r}: {', '.join(left)}")
 
-    @classmethod
-    def check(cls, params: Any, target: Target) -> list[str]:
-        problems = []
-        if not target.spec.get("proxy"):
-            problems.append(f"target {target.name!r}: expected a proxy route name in 'proxy'")
-        stream = getattr(params, "stream", None)
-        if cls.directional and stream not in STREAM_CHOICES:
-            problems.append(f"parameter 'stream': expected one of: {', '.join(STREAM_CHOICES)}; got {stream!r}")
-        toxicity = params.toxicity
-        if not 0 <= toxicity <= 1:
-            problems.append(f"parameter 'toxicity': expected a number from 0 to 1; got {toxicity!r}")
-        for name in (f.name for f in dataclasses.fields(params)):
-            value = getattr(params, name)
-            if name in ("toxicity", "probability"):
-                continue  # range-checked on their own
-            if isinstance(value, (int, float)) and not isinstance(value, bool) and value < 0:
-                problems.append(f"parameter {name!r}: expected a number of 0 or more; got {value!r}")
-        return problems + cls._check_own(params)
-
-    @classmethod
-    def _check_own(cls, params: Any) -> list[str]:
-        return []
-
     def _streams(self) -> list[str]:
         if not self.directional:
             return ["downstream"]  # recorded by the proxy, which cuts both directions anyway
@@ -139,12 +122,11 @@ class NetworkFault(Fault):
 
 
 # -- one type per toxic family ---------------------------------------------------------------------
-@dataclass(frozen=True)
-class LatencyParams:
-    latency_ms: float
-    jitter_ms: float = 0.0
-    stream: str = "downstream"
-    toxicity: float = 1.0
+class LatencyParams(FaultParams):
+    latency_ms: Milliseconds = Field(description="delay added to each chunk")
+    jitter_ms: Milliseconds = Field(0.0, description="random ± spread around latency_ms")
+    stream: Stream = "downstream"
+    toxicity: Toxicity = 1.0
 
 
 @register
@@ -160,11 +142,10 @@ class LatencyFault(NetworkFault):
         return {"latency_ms": self.params.latency_ms, "jitter_ms": self.params.jitter_ms}
 
 
-@dataclass(frozen=True)
-class BandwidthParams:
-    rate_kbps: float
-    stream: str = "downstream"
-    toxicity: float = 1.0
+class BandwidthParams(FaultParams):
+    rate_kbps: Number = Field(gt=0, description="kilobits per second (1 kbps = 125 bytes/s)")
+    stream: Stream = "downstream"
+    toxicity: Toxicity = 1.0
 
 
 @register
@@ -179,16 +160,12 @@ class BandwidthFault(NetworkFault):
     def attributes(self):
         return {"rate_kbps": self.params.rate_kbps}
 
-    @classmethod
-    def _check_own(cls, params):
-        return [] if params.rate_kbps > 0 else [f"parameter 'rate_kbps': expected a number above 0; got {params.rate_kbps!r}"]
 
 
-@dataclass(frozen=True)
-class SlowCloseParams:
-    delay_ms: float
-    stream: str = "downstream"
-    toxicity: float = 1.0
+class SlowCloseParams(FaultParams):
+    delay_ms: Milliseconds = Field(description="delay before a close (FIN) is passed on")
+    stream: Stream = "downstream"
+    toxicity: Toxicity = 1.0
 
 
 @register
@@ -204,11 +181,10 @@ class SlowCloseFault(NetworkFault):
         return {"delay_ms": self.params.delay_ms}
 
 
-@dataclass(frozen=True)
-class BlackholeParams:
-    timeout_ms: float = 0.0
-    stream: str = "downstream"
-    toxicity: float = 1.0
+class BlackholeParams(FaultParams):
+    timeout_ms: Milliseconds = Field(0.0, description="close the connection after this long; 0 holds it open")
+    stream: Stream = "downstream"
+    toxicity: Toxicity = 1.0
 
 
 @register
@@ -224,11 +200,10 @@ class BlackholeFault(NetworkFault):
         return {"timeout_ms": self.params.timeout_ms}
 
 
-@dataclass(frozen=True)
-class ResetPeerParams:
-    timeout_ms: float = 0.0
-    stream: str = "downstream"
-    toxicity: float = 1.0
+class ResetPeerParams(FaultParams):
+    timeout_ms: Milliseconds = Field(0.0, description="reset this long after a connection meets the fault")
+    stream: Stream = "downstream"
+    toxicity: Toxicity = 1.0
 
 
 @register
@@ -244,13 +219,19 @@ class ResetPeerFault(NetworkFault):
         return {"timeout_ms": self.params.timeout_ms}
 
 
-@dataclass(frozen=True)
-class SlicerParams:
-    average_size_bytes: int
-    size_variation_bytes: int = 0
-    delay_us: float = 0.0
-    stream: str = "downstream"
-    toxicity: float = 1.0
+class SlicerParams(FaultParams):
+    average_size_bytes: SizeBytes = Field(ge=1, description="average size of each slice")
+    size_variation_bytes: SizeBytes = Field(0, description="random ± spread of the size (less than the average)")
+    delay_us: Number = Field(0.0, ge=0, description="microseconds between slices")
+    stream: Stream = "downstream"
+    toxicity: Toxicity = 1.0
+
+    @model_validator(mode="after")
+    def _variation_below_average(self) -> "SlicerParams":
+        if self.size_variation_bytes >= self.average_size_bytes:
+            raise fail(f"parameter 'size_variation_bytes': expected less than average_size_bytes "
+                       f"({self.average_size_bytes}); got {self.size_variation_bytes}")
+        return self
 
 
 @register
@@ -266,22 +247,12 @@ class SlicerFault(NetworkFault):
         return {"average_size": self.params.average_size_bytes, "size_variation": self.params.size_variation_bytes,
                 "delay_us": self.params.delay_us}
 
-    @classmethod
-    def _check_own(cls, params):
-        problems = []
-        if params.average_size_bytes == 0:
-            problems.append(f"parameter 'average_size_bytes': expected 1 or more; got {params.average_size_bytes!r}")
-        elif params.size_variation_bytes >= params.average_size_bytes:
-            problems.append(f"parameter 'size_variation_bytes': expected less than average_size_bytes "
-                            f"({params.average_size_bytes}); got {params.size_variation_bytes!r}")
-        return problems
 
 
-@dataclass(frozen=True)
-class LimitDataParams:
-    limit_bytes: int
-    stream: str = "downstream"
-    toxicity: float = 1.0
+class LimitDataParams(FaultParams):
+    limit_bytes: SizeBytes = Field(description="close a connection once this much has passed")
+    stream: Stream = "downstream"
+    toxicity: Toxicity = 1.0
 
 
 @register
@@ -297,9 +268,8 @@ class LimitDataFault(NetworkFault):
         return {"bytes": self.params.limit_bytes}
 
 
-@dataclass(frozen=True)
-class DownParams:
-    toxicity: float = 1.0
+class DownParams(FaultParams):
+    toxicity: Toxicity = 1.0
 
 
 @register
@@ -314,9 +284,8 @@ class DownFault(NetworkFault):
     summary = "refuse new connections and close open ones"
 
 
-@dataclass(frozen=True)
-class PartitionParams:
-    toxicity: float = 1.0
+class PartitionParams(FaultParams):
+    toxicity: Toxicity = 1.0
 
 
 @register
@@ -331,12 +300,11 @@ class PartitionFault(NetworkFault):
     summary = "cut both directions: connections stall, new ones hang"
 
 
-@dataclass(frozen=True)
-class LossParams:
-    probability: float
-    mode: str = "stall"
-    stream: str = "downstream"
-    toxicity: float = 1.0
+class LossParams(FaultParams):
+    probability: Number = Field(ge=0, le=1, description="chance that each chunk is lost")
+    mode: LossMode = Field("stall", description="stall: later data is dropped; reset: the connection is reset")
+    stream: Stream = "downstream"
+    toxicity: Toxicity = 1.0
 
 
 @register
@@ -352,14 +320,6 @@ class LossFault(NetworkFault):
     def attributes(self):
         return {"probability": self.params.probability, "mode": self.params.mode}
 
-    @classmethod
-    def _check_own(cls, params):
-        problems = []
-        if not 0 <= params.probability <= 1:
-            problems.append(f"parameter 'probability': expected a number from 0 to 1; got {params.probability!r}")
-        if params.mode not in ("reset", "stall"):
-            problems.append(f"parameter 'mode': expected one of: reset, stall; got {params.mode!r}")
-        return problems
 
 
 NETWORK_FAULTS = (LatencyFault, BandwidthFault, SlowCloseFault, BlackholeFault, ResetPeerFault, SlicerFault,

@@ -1,7 +1,7 @@
 """Resource-pressure faults: cpu_burn, memory_pressure, disk_fill, pool_exhaustion.
 
 Must not import locust, gevent, docker or prometheus_client. Reaches the machine only through
-`chaos_events.backends.resource`. Every cap is checked twice: in `check` (before the run, so a scenario that asks
+`chaos_events.backends.resource`. Every cap is checked twice: in `preflight` (before the run, so a scenario that asks
 too much is refused with exit 2) and again in `inject` (the machine may have changed since).
 
 Example (scenario):
@@ -14,15 +14,16 @@ Example (scenario):
 from __future__ import annotations
 
 import os
-import uuid
-from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
 
 from chaos_events.backends import resource as backend
 from chaos_events.errors import InjectionError, RevertError
-from chaos_events.scenario.plan import Target, TargetKind
-from chaos_events.faults.base import Fault, FaultContext, register
+from chaos_events.scenario.model import Target, TargetKind
+from pydantic import Field, model_validator
+
+from chaos_events.faults.base import Fault, FaultContext, FaultParams, register
+from chaos_events.scenario.fields import Number, SizeBytes, UrlPath, WholeNumber, choice, fail
 
 
 def _stop_children(fault: Fault, ctx: FaultContext) -> None:
@@ -48,10 +49,10 @@ def _verify_children_gone(fault: Fault) -> None:
 
 
 class _CappedFault(Fault):
-    """A resource fault whose caps (`check`) are checked again at inject time: the machine may have changed."""
+    """A resource fault whose caps (`preflight`) are checked again at inject time: the machine may have changed."""
 
     def inject(self, ctx: FaultContext) -> None:
-        problems = self.check(self.params, self.target)
+        problems = self.preflight(self.params, self.target)
         if problems:
             raise InjectionError(f"{self.type_name}: {problems[0]}")
         self._apply(ctx)
@@ -74,24 +75,11 @@ class _ChildProcessFault(_CappedFault):
         _verify_children_gone(self)
 
 
-def _occurrence_id(fault: Fault, ctx: FaultContext) -> str:
-    """The engine's occurrence id, or one of our own (kept in state so a journal revert finds the same one)."""
-    if not fault.state.get("id"):
-        fault.state["id"] = ctx.occurrence_id or uuid.uuid4().hex[:12]
-    return fault.state["id"]
-
 
 # -- cpu_burn -------------------------------------------------------------------------------------------------
-@dataclass(frozen=True)
-class CpuBurnParams:
-    cores: int
-    load: float = 1.0
-
-    def __post_init__(self) -> None:
-        if self.cores < 1:
-            raise ValueError(f"parameter 'cores': expected 1 or more; got {self.cores}")
-        if not 0.0 < self.load <= 1.0:
-            raise ValueError(f"parameter 'load': expected a fraction above 0 and at most 1.0; got {self.load}")
+class CpuBurnParams(FaultParams):
+    cores: WholeNumber = Field(ge=1, description="how many cores to keep busy (capped at the machine's cores)")
+    load: Number = Field(1.0, gt=0, le=1, description="share of each core's time to burn")
 
 
 @register
@@ -108,7 +96,7 @@ class CpuBurn(_ChildProcessFault):
     summary = "busy-loop child processes on N cores"
 
     @classmethod
-    def check(cls, params: CpuBurnParams, target: Target) -> list[str]:
+    def preflight(cls, params: CpuBurnParams, target: Target) -> list[str]:
         return backend.cpu_burn_problems(params.cores)
 
     def _apply(self, ctx: FaultContext) -> None:
@@ -117,13 +105,8 @@ class CpuBurn(_ChildProcessFault):
 
 
 # -- memory_pressure ------------------------------------------------------------------------------------------
-@dataclass(frozen=True)
-class MemoryPressureParams:
-    size_bytes: int
-
-    def __post_init__(self) -> None:
-        if self.size_bytes <= 0:
-            raise ValueError(f"parameter 'size_bytes': expected a size above 0; got {self.size_bytes}")
+class MemoryPressureParams(FaultParams):
+    size_bytes: SizeBytes = Field(gt=0, description="resident memory to hold (capped at half of MemAvailable)")
 
 
 @register
@@ -139,7 +122,7 @@ class MemoryPressure(_ChildProcessFault):
     summary = "a child process holding resident memory"
 
     @classmethod
-    def check(cls, params: MemoryPressureParams, target: Target) -> list[str]:
+    def preflight(cls, params: MemoryPressureParams, target: Target) -> list[str]:
         return backend.memory_problems(params.size_bytes)
 
     def _apply(self, ctx: FaultContext) -> None:
@@ -147,25 +130,20 @@ class MemoryPressure(_ChildProcessFault):
 
 
 # -- disk_fill ------------------------------------------------------------------------------------------------
-@dataclass(frozen=True)
-class DiskFillParams:
-    size_bytes: int | None = None
-    free_percent: float | None = None
-    chunk_bytes: int = 4 * 1024 * 1024
+class DiskFillParams(FaultParams):
+    size_bytes: SizeBytes | None = Field(None, gt=0, description="how much to write")
+    free_percent: Number | None = Field(None, ge=0, lt=100, description="or: fill until only this % is free")
+    chunk_bytes: SizeBytes = Field(4 * 1024 * 1024, ge=4096, le=64 * 1024 * 1024, description="size of each write")
 
-    def __post_init__(self) -> None:
+    @model_validator(mode="after")
+    def _exactly_one_amount(self) -> "DiskFillParams":
         if (self.size_bytes is None) == (self.free_percent is None):
-            raise ValueError("expected exactly one of 'size_bytes' or 'free_percent'")
-        if self.size_bytes is not None and self.size_bytes <= 0:
-            raise ValueError(f"parameter 'size_bytes': expected a size above 0; got {self.size_bytes}")
-        if self.free_percent is not None and not 0.0 <= self.free_percent < 100.0:
-            raise ValueError(f"parameter 'free_percent': expected a percentage from 0 to below 100; got {self.free_percent}")
-        if not 4096 <= self.chunk_bytes <= 64 * 1024 * 1024:
-            raise ValueError(f"parameter 'chunk_bytes': expected 4096 to 67108864 bytes; got {self.chunk_bytes}")
+            raise fail("expected exactly one of 'size_bytes' or 'free_percent'")
+        return self
 
 
 def _directory(target: Target) -> str:
-    return str(target.spec.get("path") or target.spec.get("directory") or "")
+    return target.spec.path
 
 
 @register
@@ -183,13 +161,13 @@ class DiskFill(_CappedFault):
     summary = "a file that fills a directory's filesystem"
 
     @classmethod
-    def check(cls, params: DiskFillParams, target: Target) -> list[str]:
+    def preflight(cls, params: DiskFillParams, target: Target) -> list[str]:
         return backend.disk_fill_problems(_directory(target), params.size_bytes, params.free_percent)
 
     def _apply(self, ctx: FaultContext) -> None:
         directory = _directory(self.target)
         fill = backend.disk_fill_bytes(backend.disk_space(directory), self.params.size_bytes, self.params.free_percent)
-        path = os.path.join(directory, f"{backend.DISK_FILL_PREFIX}{_occurrence_id(self, ctx)}")
+        path = os.path.join(directory, f"{backend.DISK_FILL_PREFIX}{self.own_id(ctx)}")
         self.state["path"] = path
         ctx.save_state()
         self.state["written_bytes"] = backend.fill_disk(path, fill, self.params.chunk_bytes)
@@ -210,30 +188,19 @@ class DiskFill(_CappedFault):
 
 
 # -- pool_exhaustion ------------------------------------------------------------------------------------------
-@dataclass(frozen=True)
-class PoolExhaustionParams:
-    connections: int
-    hold: str = "idle"
-    path: str | None = None   # where a slow request goes; default: the target URL's path, else "/"
+HoldMode = choice(*backend.HOLD_MODES)
 
-    def __post_init__(self) -> None:
-        if self.path is not None and not self.path.startswith("/"):
-            raise ValueError(f"parameter 'path': expected a path starting with '/'; got {self.path!r}")
-        if self.connections < 1:
-            raise ValueError(f"parameter 'connections': expected 1 or more; got {self.connections}")
-        if self.hold not in backend.HOLD_MODES:
-            raise ValueError(f"parameter 'hold': expected one of: {', '.join(backend.HOLD_MODES)}; got {self.hold!r}")
+
+class PoolExhaustionParams(FaultParams):
+    connections: WholeNumber = Field(ge=1, description="connections to open and hold")
+    hold: HoldMode = Field("idle", description="idle, or slow-request: a body that never ends")
+    path: UrlPath | None = Field(None, description="where a slow request goes; default: the target URL's path, else /")
 
 
 def endpoint_address(target: Target) -> tuple[str, int, str]:
-    """(host, port, path) of an endpoint target: from its URL, else from host and port."""
-    spec: Any = target.spec
-    url = spec.get("url")
-    if url:
-        parts = urlsplit(url)
-        port = parts.port or (443 if parts.scheme == "https" else 80)
-        return parts.hostname or "127.0.0.1", port, parts.path or "/"
-    return str(spec.get("host") or "127.0.0.1"), int(spec["port"]), "/"
+    """(host, port, path) of an endpoint target: its host and port, and its URL's path (else /)."""
+    spec = target.spec
+    return spec.host, spec.port, (urlsplit(spec.url).path or "/") if spec.url else "/"
 
 
 @register
@@ -253,7 +220,7 @@ class PoolExhaustion(_ChildProcessFault):
     summary = "hold N connections to a server open"
 
     @classmethod
-    def check(cls, params: PoolExhaustionParams, target: Target) -> list[str]:
+    def preflight(cls, params: PoolExhaustionParams, target: Target) -> list[str]:
         return backend.connection_problems(params.connections)
 
     def _apply(self, ctx: FaultContext) -> None:

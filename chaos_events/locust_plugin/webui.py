@@ -23,7 +23,7 @@ from typing import Any, Callable
 
 from flask import Blueprint, Response, jsonify, request, send_from_directory, url_for
 
-from chaos_events.scenario.plan import Plan, SloMetric
+from chaos_events.scenario.model import Plan, SloMetric
 from chaos_events.record import FaultEventKind
 from chaos_events.run.timeline import Action, schedule
 from chaos_events.verdict.phases import current_phase

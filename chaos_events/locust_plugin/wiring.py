@@ -21,13 +21,14 @@ from locust.runners import STATE_STOPPED, MasterRunner, WorkerRunner
 
 from chaos_events.load.acks import process_ledger
 from chaos_events.backends.bad_traffic import BadTrafficSender
-from chaos_events.errors import ChaosError, PlanError, SafetyError
-from chaos_events.run.journal import check_no_leftovers
+from chaos_events.errors import ChaosError, PlanError
 from chaos_events.observe.recorder import Recorder
 from chaos_events.locust_plugin.options import add_options
-from chaos_events.scenario.plan import Plan, SloMetric, TargetKind, load_plan
+from chaos_events.scenario.model import Plan, SloMetric
+from chaos_events.scenario.loader import load_plan
 from chaos_events.record import Record
-from chaos_events.scenario.safety import check_environment, check_host, plan_allowed_hosts, split_allowed
+from chaos_events.scenario.preflight import PreflightOptions, preflight
+from chaos_events.scenario.safety import check_environment, split_allowed
 from chaos_events.run.session import ChaosSession, LoadHooks, SessionOptions
 
 logger = logging.getLogger("chaos_events")
@@ -61,29 +62,13 @@ def _fail_input(message: str) -> None:
 
 
 def load_scenario(environment) -> Plan:
-    """Load and validate the scenario the options name, and check the load host against it; raises ChaosError."""
+    """Load and validate the scenario the options name, then the pre-run checks (targets, containers, the load host,
+    journal leftovers: scenario/preflight.py); raises ChaosError."""
     options = environment.parsed_options
     plan = load_plan(options.chaos_plan, extra_allowed=split_allowed(options.chaos_allow))
-    check_host(environment.host, plan_allowed_hosts(plan))
-    if not options.chaos_dry_run:
-        check_no_leftovers(options.chaos_journal)
-        check_containers(plan)
+    preflight(plan, PreflightOptions(journal_path=None if options.chaos_dry_run else options.chaos_journal,
+                                     load_host=environment.host, containers=not options.chaos_dry_run))
     return plan
-
-
-def check_containers(plan: Plan) -> None:
-    """Every container target must exist now and have opted in; checked before any load starts (exit 2)."""
-    containers = [t for t in plan.targets.values() if t.kind is TargetKind.CONTAINER]
-    if not containers:
-        return
-    from chaos_events.backends import docker as docker_backend
-
-    for target in containers:
-        try:
-            docker_backend.resolve_container(target.spec, target.name, plan.extra_allowed, error=SafetyError)
-        except ChaosError as exc:
-            where = f"{plan.source}:{target.line}" if target.line else plan.source
-            raise SafetyError(f"{where} targets.{target.name}: {exc}") from exc
 
 
 @events.init_command_line_parser.add_listener
@@ -221,8 +206,7 @@ def _start_exporter(environment, session: ChaosSession) -> None:
 def _slo_latency_thresholds(plan: Plan | None) -> tuple[float, ...]:
     if plan is None:
         return ()
-    return tuple(float(s.params["max"]) for s in plan.slos
-                 if s.metric is SloMetric.LATENCY and s.params.get("max") is not None)
+    return tuple(s.params.max_s for s in plan.slos if s.metric is SloMetric.LATENCY and s.params.max_s is not None)
 
 
 def _reload_plan_from_options() -> str | None:

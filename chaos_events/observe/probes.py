@@ -19,7 +19,7 @@ import urllib.error
 import urllib.request
 from typing import Any, Callable, Mapping, Protocol
 
-from chaos_events.scenario.plan import ProbeKind, ProbeSpec
+from chaos_events.scenario.model import ProbeKind, ProbeSpec
 from chaos_events.record import ProbeSample, Record
 from chaos_events.observe.ledger import QUIET_KAFKA_LOG, kafka_error_text
 
@@ -261,22 +261,16 @@ class AlertsProbe:
 def build_probe(spec: ProbeSpec, defaults: Mapping[str, Any]) -> Probe:
     """A Probe for a validated ProbeSpec. `defaults` may carry "kafka_bootstrap" and "prometheus_url", used when the
     spec does not name its own; "timeout_s" overrides a probe's default timeout."""
-    params = dict(spec.params)
-    timeout = params.get("timeout_s", defaults.get("timeout_s"))
+    params = spec.params
+    timeout = getattr(params, "timeout_s", None) or defaults.get("timeout_s")
     extra = {"timeout_s": float(timeout)} if timeout else {}
     if spec.kind is ProbeKind.HTTP:
-        status = params.get("expect_status", (200,))
-        status = tuple(status) if isinstance(status, (list, tuple)) else (int(status),)
-        return HttpProbe(spec.name, spec.every_s, params["url"], status, **extra)
+        return HttpProbe(spec.name, spec.every_s, params.url, tuple(params.expect_status), **extra)
     if spec.kind is ProbeKind.KAFKA_LAG:
-        bootstrap = params.get("bootstrap") or defaults.get("kafka_bootstrap")
-        if not bootstrap:
-            raise ValueError(f"probe {spec.name!r} (kafka_lag): no bootstrap given and no default Kafka bootstrap")
-        max_lag = params.get("max_lag")
-        return KafkaLagProbe(spec.name, spec.every_s, bootstrap, params["group"], params["topic"],
-                             None if max_lag is None else int(max_lag), **extra)
+        bootstrap = params.bootstrap or defaults.get("kafka_bootstrap")
+        return KafkaLagProbe(spec.name, spec.every_s, bootstrap, params.group, params.topic, None, **extra)
     if spec.kind is ProbeKind.PROMETHEUS_ALERTS:
-        return AlertsProbe(spec.name, spec.every_s, params.get("url") or defaults.get("prometheus_url") or None, **extra)
+        return AlertsProbe(spec.name, spec.every_s, params.url or defaults.get("prometheus_url") or None, **extra)
     raise ValueError(f"probe {spec.name!r}: unknown kind {spec.kind!r}; expected one of: {', '.join(k.value for k in ProbeKind)}")
 
 

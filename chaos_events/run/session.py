@@ -25,7 +25,8 @@ from chaos_events.faults.base import FaultContext
 from chaos_events.run.journal import Journal
 from chaos_events.observe.probes import ProbeRunner, build_probe
 from chaos_events.observe.recorder import Recorder
-from chaos_events.scenario.plan import Phase, Plan, ProbeKind, SloMetric
+from chaos_events.scenario.model import Phase, Plan, ProbeKind, ProbeSpec, SloMetric
+from chaos_events.scenario.probe_kinds import PrometheusAlertsProbe
 from chaos_events.record import FaultEventKind, Record
 from chaos_events.verdict.phases import current_phase
 from chaos_events.verdict.report import format_verdict_table, progress_line, write_reports
@@ -140,8 +141,8 @@ class ChaosSession:
         defaults = {"prometheus_url": self.options.prometheus_url, "kafka_bootstrap": self.options.kafka_bootstrap}
         probes = {name: build_probe(spec, defaults) for name, spec in self.plan.probes.items()}
         if not any(spec.kind is ProbeKind.PROMETHEUS_ALERTS for spec in self.plan.probes.values()) and self._wants_alerts():
-            from chaos_events.scenario.plan import ProbeSpec
-            spec = ProbeSpec("alerts", ProbeKind.PROMETHEUS_ALERTS, 2.0, {"url": self.options.prometheus_url or None})
+            spec = ProbeSpec("alerts", ProbeKind.PROMETHEUS_ALERTS,
+                             PrometheusAlertsProbe(url=self.options.prometheus_url or None, every=2.0))
             probes["alerts"] = build_probe(spec, defaults)
         self.probes = ProbeRunner(probes, self.record, clock=self.clock, wall=time.time, spawn=self.hooks.spawn)
         self.probes.start()
@@ -326,7 +327,7 @@ class ChaosSession:
         checks: set[str] = set()
         for slo in self.plan.slos:
             if slo.metric in (SloMetric.LOST_WRITES, SloMetric.DUPLICATES):
-                wanted = slo.params.get("check", "all")
+                wanted = slo.params.check or "all"
                 checks |= {"kafka", "pipeline"} if wanted == "all" else {wanted}
         return checks
 
@@ -363,7 +364,7 @@ class ChaosSession:
         for name, sample in probes_latest.items():
             spec = self.plan.probes.get(name) if self.plan else None
             if spec is not None and spec.kind is ProbeKind.KAFKA_LAG and sample.value is not None:
-                lag[(spec.params.get("group", ""), spec.params.get("topic", ""))] = sample.value
+                lag[(spec.params.group, spec.params.topic)] = sample.value
         return {
             "phase": self.state.phase,
             "active_faults": [(a.fault_type, a.target) for a in self.engine.active()] if self.engine else [],

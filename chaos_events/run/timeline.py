@@ -18,7 +18,7 @@ from __future__ import annotations
 import enum
 from dataclasses import dataclass
 
-from chaos_events.scenario.plan import FaultSpec, Plan
+from chaos_events.scenario.model import FaultSpec, Plan
 
 
 class Action(enum.Enum):
@@ -28,25 +28,28 @@ class Action(enum.Enum):
 
 @dataclass(frozen=True)
 class Step:
-    """One thing to do at run time `t`. `occurrence_id` names one occurrence of a fault: 'f<index>#<n>', n from 1."""
+    """One thing to do at run time `t`. `occurrence_id` names one occurrence of a fault (model.occurrence_id)."""
 
     t: float
     action: Action
     occurrence_id: str
     spec: FaultSpec
 
+    def describe(self) -> str:
+        """The dry run's line: `t=30.0s inject pause broker`."""
+        return f"t={_seconds(self.t)} {self.action.value} {self.spec.type} {self.spec.target}"
 
-def occurrence_id(spec: FaultSpec, number: int) -> str:
-    """'f0#1' is the first occurrence of the plan's first fault; repeats count up."""
-    return f"f{spec.index}#{number}"
+
+def _seconds(t: float) -> str:
+    """30 -> '30.0s'; 0.25 -> '0.25s': one decimal unless the value needs more."""
+    return f"{t:.1f}s" if round(t, 1) == t else f"{t:g}s"
 
 
 def schedule(plan: Plan) -> list[Step]:
     """Every step of the plan, repeats expanded, in the order they must be taken."""
     keyed: list[tuple[tuple, Step]] = []
     for spec in plan.faults:
-        for number, (start, end) in enumerate(spec.occurrences(), start=1):
-            oid = occurrence_id(spec, number)
+        for number, (oid, (start, end)) in enumerate(zip(spec.occurrence_ids(), spec.occurrences()), start=1):
             keyed.append(((start, 1, spec.index, number), Step(start, Action.INJECT, oid, spec)))
             # Reverts sort before injects at the same time (rank 0), latest-injected first; a zero-length
             # occurrence ranks 2 so its revert cannot overtake its own inject.

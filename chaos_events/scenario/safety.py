@@ -3,7 +3,7 @@ the Docker opt-in rule.
 
 Pure-ish module: standard library only, and it takes the environment and the allow-lists as arguments (it never
 reads os.environ itself and never resolves a name over the network). It must not import locust, gevent, docker,
-prometheus_client, or chaos_events.scenario.plan at module level (plan imports this module).
+prometheus_client, or chaos_events.scenario.loader at module level (plan imports this module).
 
 Rules:
 - `check_environment`: CHAOS_ENVIRONMENT (or CHAOS_ENV) set to production/prod refuses the run.
@@ -20,13 +20,10 @@ Example:
 from __future__ import annotations
 
 import ipaddress
-from typing import TYPE_CHECKING, Any, Iterable, Mapping
+from typing import Any, Iterable, Mapping
 from urllib.parse import urlsplit
 
 from chaos_events.errors import SafetyError
-
-if TYPE_CHECKING:  # plan imports safety; a runtime import would be circular
-    from chaos_events.scenario.plan import Plan
 
 ALLOW_LABEL = "chaos-events.allow"
 ENVIRONMENT_VARIABLES = ("CHAOS_ENVIRONMENT", "CHAOS_ENV")
@@ -114,21 +111,6 @@ def check_host(host_url: str | None, allowed_hosts: Iterable[str]) -> None:
             f"refusing load host {host_url!r}: host {host!r} is not allowed; allowed hosts: {listed} "
             f"(add it to settings.allowed_hosts in the scenario or to --chaos-allow)"
         )
-
-
-def plan_allowed_hosts(plan: "Plan") -> tuple[str, ...]:
-    """Every host a plan's run may send load to: the scenario's allowed_hosts plus --chaos-allow."""
-    return tuple(plan.settings.allowed_hosts) + tuple(plan.extra_allowed)
-
-
-def allowed_containers(plan: "Plan", extra_allowed: str | Iterable[str] | None) -> frozenset[str]:
-    """Container names the run may touch by name alone: declared container targets that --chaos-allow lists.
-
-    Every other container target (and every container found by label) needs the `chaos-events.allow=true` label.
-    """
-    extra = set(split_allowed(extra_allowed))
-    names = {str(t.spec.get("name")) for t in plan.targets.values() if t.kind.value == "container" and t.spec.get("name")}
-    return frozenset(names & extra)
 
 
 def container_allowed(name: str, labels: Mapping[str, Any] | None, extra_allowed: str | Iterable[str] | None) -> bool:

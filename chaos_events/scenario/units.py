@@ -5,11 +5,13 @@ Pure module: standard library only. Raises ValueError with the accepted forms; t
 from __future__ import annotations
 
 import re
+from decimal import Decimal, InvalidOperation
 
 _DURATION_PART = re.compile(r"(\d+(?:\.\d+)?)(ms|s|m|h)")
 _SIZE = re.compile(r"^(\d+(?:\.\d+)?)\s*(B|KB|MB|GB|KiB|MiB|GiB)?$")
 _SIZE_FACTORS = {None: 1, "B": 1, "KB": 10**3, "MB": 10**6, "GB": 10**9, "KiB": 2**10, "MiB": 2**20, "GiB": 2**30}
 DURATION_FORMS = "a number of seconds or a duration like 250ms, 30s, 2m, 1m30s, 1h"
+SIZE_FORMS = "a size like 512MB, 1GiB or a number of bytes"
 
 
 def parse_duration(value: object) -> float:
@@ -17,7 +19,10 @@ def parse_duration(value: object) -> float:
     if isinstance(value, bool):
         raise ValueError(f"expected {DURATION_FORMS}; got {value!r}")
     if isinstance(value, (int, float)):
-        seconds = float(value)
+        try:
+            seconds = float(value)
+        except OverflowError:  # a whole number of 309 digits or more
+            raise ValueError(f"must be a finite duration of zero or more; got {_shown(value)}") from None
     elif isinstance(value, str):
         text = value.strip().replace(" ", "")
         if text.startswith("-"):
@@ -40,11 +45,23 @@ def parse_duration(value: object) -> float:
 def parse_size_bytes(value: object) -> int:
     """`64MB` -> 64_000_000; `1GiB` -> 2**30; a bare number is bytes."""
     if isinstance(value, bool) or not isinstance(value, (int, float, str)):
-        raise ValueError(f"expected a size like 512MB, 1GiB or a number of bytes; got {value!r}")
+        raise ValueError(f"expected {SIZE_FORMS}; got {_shown(value)}")
+    if isinstance(value, int):
+        if value < 0:
+            raise ValueError(f"must not be negative; got {_shown(value)}")
+        return value
     match = _SIZE.match(str(value).strip())
     if not match:
-        raise ValueError(f"expected a size like 512MB, 1GiB or a number of bytes; got {value!r}")
-    return int(float(match.group(1)) * _SIZE_FACTORS[match.group(2)])
+        raise ValueError(f"expected {SIZE_FORMS}; got {_shown(value)}")
+    try:  # Decimal, not float: a size of 400 digits is exact (and then refused by a cap), never an OverflowError
+        return int(Decimal(match.group(1)) * _SIZE_FACTORS[match.group(2)])
+    except InvalidOperation:
+        raise ValueError(f"expected {SIZE_FORMS}; got {_shown(value)}") from None
+
+
+def _shown(value: object) -> str:
+    text = repr(value)
+    return text if len(text) <= 40 else text[:36] + "...'"
 
 
 def format_duration(seconds: float) -> str:

@@ -1,14 +1,7 @@
-"""The verdict: phases of a run, SLO judgements, the exit code, and the reports.
+"""The verdict: phases of a run, SLO judgements (one metric family per module, each metric's parameters declared
+next to its function), the exit code, and the reports.
 
-Pure core (report.py aside, which writes files): standard library only; no gevent, locust, docker, prometheus_client
-or scipy. It takes a Plan and a Record and returns results, so it is tested without a load run.
+Pure core (the report writers aside, which write files): no gevent, locust, docker, prometheus_client or scipy.
+It takes a Plan and a Record and returns results, so it is tested without a load run. Import from the modules
+themselves (`chaos_events.verdict.slo.evaluate`); this file imports nothing, so importing one never drags in all.
 """
-from chaos_events.verdict.phases import PhaseSpan, current_phase, derive_phases, fault_occurrences
-from chaos_events.verdict.report import format_verdict_table, load_record, progress_line, report_from_files, write_reports
-from chaos_events.verdict.slo import SloResult, SloStatus, Verdict, evaluate
-
-__all__ = [
-    "PhaseSpan", "derive_phases", "current_phase", "fault_occurrences",
-    "SloStatus", "SloResult", "Verdict", "evaluate",
-    "write_reports", "format_verdict_table", "progress_line", "load_record", "report_from_files",
-]

@@ -20,7 +20,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Iterable
 
-from chaos_events.scenario.plan import Phase, Plan
+from chaos_events.scenario.model import Phase, Plan
 from chaos_events.record import FaultEvent, FaultEventKind, Record
 
 # events that show the timeline really ran (as opposed to a dry run's PLANNED events, or none at all)
@@ -87,11 +87,6 @@ def run_end(record: Record) -> float:
     return max([0.0, *times])
 
 
-def plan_occurrence_id(spec_index: int, n: int) -> str:
-    """Id of the n-th (1-based) occurrence of plan fault `spec_index`, the form the timeline writes: 'f0#1'."""
-    return f"f{spec_index}#{n}"
-
-
 def _raw_occurrences(events: Iterable[FaultEvent], plan: Plan) -> list[tuple[str, str, str, float, float | None, bool, bool]]:
     """(id, type, target, start, end or None, revert_failed, from_plan) from events, else from the plan."""
     events = sorted(events, key=lambda e: e.t)
@@ -108,12 +103,9 @@ def _raw_occurrences(events: Iterable[FaultEvent], plan: Plan) -> list[tuple[str
         for fid, start in open_.items():
             done.append((fid, start.fault_type, start.target, start.t, None, fid in failed_reverts, False))
         return sorted(done, key=lambda o: (o[3], o[0]))
-    out = []
-    counts: dict[int, int] = {}
-    for start, end, spec in plan.fault_windows():
-        counts[spec.index] = counts.get(spec.index, 0) + 1
-        out.append((plan_occurrence_id(spec.index, counts[spec.index]), spec.type, spec.target, start, end, False, True))
-    return out
+    out = [(oid, spec.type, spec.target, start, end, False, True)
+           for spec in plan.faults for oid, (start, end) in zip(spec.occurrence_ids(), spec.occurrences())]
+    return sorted(out, key=lambda o: (o[3], o[0]))
 
 
 def fault_occurrences(record: Record, plan: Plan) -> list[Occurrence]:

@@ -22,7 +22,7 @@ from typing import Any
 
 from chaos_events.atomic import atomic_write_text
 from chaos_events.errors import ChaosError, Problem
-from chaos_events.scenario.plan import Phase, Plan, SloMetric
+from chaos_events.scenario.model import Phase, Plan, SloMetric
 from chaos_events.record import FaultEventKind, Record
 from chaos_events.verdict import stats
 from chaos_events.verdict.phases import current_phase, derive_phases, fault_occurrences, run_end
@@ -617,7 +617,7 @@ def load_record(path: str | Path) -> Record:
 
 def report_from_files(record_json: str | Path, plan_path: str | Path, out_dir: str | Path) -> tuple[Verdict, dict[str, Path]]:
     """Re-judge a saved record against a scenario and write the four reports (the `chaos-events report` command)."""
-    from chaos_events.scenario.plan import load_plan
+    from chaos_events.scenario.loader import load_plan
 
     record = load_record(record_json)
     # judging a past run: the targets need not exist on this machine now

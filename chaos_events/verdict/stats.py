@@ -21,7 +21,7 @@ import re
 from dataclasses import dataclass, field
 from typing import Any, Iterable
 
-from chaos_events.scenario.plan import Phase
+from chaos_events.scenario.model import Phase
 from chaos_events.record import EndpointWindow, Record, WindowKey
 from chaos_events.verdict.phases import PhaseSpan
 

@@ -17,7 +17,7 @@ import gevent
 from chaos_events.backends.bad_traffic import BadPayloadAccepted, BadTrafficSender
 from chaos_events.load.corrupt import API_KINDS, POISON_KINDS
 from chaos_events.faults.base import FaultContext, build_params, fault_type
-from chaos_events.scenario.plan import Target, TargetKind
+from chaos_events.scenario.model import Target, TargetKind
 from tests.helpers import ROOT
 
 # Every kind must be refused with 4xx. invalid-utf8 also has its own test below: one of its variants (an encoded

@@ -17,7 +17,7 @@ from chaos_events.backends import docker as containers
 from chaos_events.backends.process import wait_until
 from chaos_events.errors import SafetyError
 from chaos_events.faults.base import FaultContext, build_params, fault_type
-from chaos_events.scenario.plan import Target, TargetKind
+from chaos_events.scenario.model import Target, TargetKind
 from tests.helpers import free_port, require_docker
 
 pytestmark = pytest.mark.docker

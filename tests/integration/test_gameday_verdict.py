@@ -16,7 +16,7 @@ from html.parser import HTMLParser
 from pathlib import Path
 
 from chaos_events.backends.proxy import ProxyClient
-from chaos_events.scenario.plan import load_plan
+from chaos_events.scenario.loader import load_plan
 from chaos_events.demo.supervisor import ROOT as DEMO_ROOT
 from tests.helpers import free_port, run_locust
 

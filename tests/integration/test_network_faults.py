@@ -22,7 +22,7 @@ from chaos_events.backends.proxy import ProxyClient, ProxyServer
 from chaos_events.errors import InjectionError, RevertError
 from chaos_events.faults.base import FaultContext, build_params, fault_type
 from chaos_events.faults.network import NETWORK_FAULTS
-from chaos_events.scenario.plan import Target, TargetKind
+from chaos_events.scenario.model import Target, TargetKind
 from tests.helpers import ROOT, free_port, running_echo_server, stop_group
 
 

@@ -11,7 +11,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import pytest
 
 from chaos_events.observe.probes import NO_PROMETHEUS, AlertsProbe, HttpProbe, KafkaLagProbe, ProbeRunner, build_probe
-from chaos_events.scenario.plan import ProbeKind, ProbeSpec
+from chaos_events.scenario.model import ProbeKind, ProbeSpec
 from chaos_events.record import Record
 from tests.helpers import free_port, require_prometheus, stop_group
 

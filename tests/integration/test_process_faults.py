@@ -11,7 +11,7 @@ import pytest
 from chaos_events.backends import process as processes
 from chaos_events.errors import InjectionError, RevertError
 from chaos_events.faults.base import FaultContext, build_params, fault_type
-from chaos_events.scenario.plan import Target, TargetKind
+from chaos_events.scenario.model import Target, TargetKind
 
 SLEEP = ["sleep", "986"]   # uncommon argv: cleanup ends only processes showing exactly this
 

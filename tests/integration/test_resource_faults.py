@@ -20,7 +20,7 @@ import pytest
 from chaos_events.backends import resource as backend
 from chaos_events.errors import InjectionError
 from chaos_events.faults.base import FaultContext, build_params, fault_type
-from chaos_events.scenario.plan import Target, TargetKind
+from chaos_events.scenario.model import Target, TargetKind
 from tests.helpers import ROOT, free_port
 
 HOST = Target("host", TargetKind.HOST, {})

@@ -24,7 +24,7 @@ OWNER = textwrap.dedent("""
     from chaos_events.run.engine import ChaosEngine
     from chaos_events.faults.base import FaultContext
     from chaos_events.run.journal import Journal
-    from chaos_events.scenario.plan import FaultSpec, Plan, Target, TargetKind
+    from chaos_events.scenario.model import FaultSpec, Plan, Target, TargetKind
     from chaos_events.record import Record
     from chaos_events.run.watchdog import spawn_watchdog
 

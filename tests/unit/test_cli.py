@@ -12,7 +12,7 @@ import pytest
 
 from chaos_events.faults.base import FaultContext, fault_type
 from chaos_events.run.journal import Journal
-from chaos_events.scenario.plan import Target, TargetKind
+from chaos_events.scenario.model import Target, TargetKind
 from chaos_events.record import Record
 from tests.helpers import ROOT
 

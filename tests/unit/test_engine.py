@@ -13,7 +13,7 @@ from chaos_events.run.engine import ChaosEngine
 from chaos_events.errors import InjectionError, RevertError
 from chaos_events.faults.base import Fault, FaultContext
 from chaos_events.run.journal import Journal
-from chaos_events.scenario.plan import FaultSpec, Plan, Repeat, Target, TargetKind
+from chaos_events.scenario.model import FaultSpec, Plan, Repeat, Target, TargetKind
 from chaos_events.record import FaultEventKind, Record
 from tests.helpers import registered_faults
 

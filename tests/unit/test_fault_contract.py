@@ -29,7 +29,7 @@ import pytest
 
 from chaos_events.errors import ChaosError
 from chaos_events.faults.base import Fault, FaultContext, build_params, fault_type, known_fault_types
-from chaos_events.scenario.plan import Target, TargetKind
+from chaos_events.scenario.model import Target, TargetKind
 from tests.helpers import free_port, require_docker
 
 EXAMPLE_PARAMS: dict[str, dict[str, Any]] = {

@@ -10,7 +10,7 @@ import pytest
 from chaos_events.errors import RevertError, SafetyError
 from chaos_events.faults.base import Fault, FaultContext, fault_type
 from chaos_events.run.journal import Journal, JournalError, read_journal, revert_from_journal
-from chaos_events.scenario.plan import Target, TargetKind
+from chaos_events.scenario.model import Target, TargetKind
 from tests.helpers import registered_faults
 
 REVERTED: list[str] = []

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import pytest
 
-from chaos_events.scenario.plan import Phase
+from chaos_events.scenario.model import Phase
 from chaos_events.record import FaultEvent, FaultEventKind, Record
 from chaos_events.verdict.phases import PhaseSpan, current_phase, derive_phases, fault_occurrences
 from tests.unit.test_slo import START, fill, inject, make_plan, revert

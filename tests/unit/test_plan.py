@@ -11,14 +11,20 @@ import pytest
 from chaos_events.errors import PlanError
 from chaos_events.faults import base as fault_base
 from chaos_events.faults.base import Fault, known_fault_types, register
-from chaos_events.scenario.plan import (Phase, Plan, ProbeKind, Repeat, SloMetric, TargetKind, load_plan, parse_plan)
+from chaos_events.scenario.model import Phase, Plan, ProbeKind, Repeat, SloMetric, TargetKind
+from chaos_events.scenario.loader import load_plan, parse_plan
+from chaos_events.scenario.preflight import PreflightOptions, preflight
 from tests.helpers import ROOT
 
 SCENARIOS = sorted((ROOT / "scenarios").glob("*.yml"))
 
 
-def parse(text: str, environ: dict | None = None, **kwargs) -> Plan:
-    return parse_plan(text, "x.yml", environ=environ or {}, check_targets=kwargs.pop("check_targets", False), **kwargs)
+def parse(text: str, environ: dict | None = None, check_targets: bool = False, **kwargs) -> Plan:
+    """The plan; `check_targets` adds the pre-run look at this machine, as a run does."""
+    plan = parse_plan(text, "x.yml", environ=environ or {}, **kwargs)
+    if check_targets:
+        preflight(plan, PreflightOptions(environ={}))
+    return plan
 
 
 def test_targets_fill_the_documented_spec_keys():
@@ -204,7 +210,7 @@ targets:
 def test_load_plan_reads_a_file(tmp_path):
     path = tmp_path / "s.yml"
     path.write_text("name: from-file\n")
-    plan = load_plan(str(path), check_targets=False)
+    plan = load_plan(str(path))
     assert (plan.name, plan.source) == ("from-file", str(path))
 
 
@@ -267,7 +273,7 @@ def test_every_fault_family_is_registered():
 
 @pytest.mark.parametrize("path", SCENARIOS, ids=[p.name for p in SCENARIOS])
 def test_shipped_scenarios_are_valid(path: Path):
-    plan = load_plan(str(path), check_targets=False, environ={})
+    plan = load_plan(str(path), environ={})
     assert plan.name == path.stem and plan.faults and plan.slos
     for target in plan.targets.values():
         if target.kind is TargetKind.PROCESS:

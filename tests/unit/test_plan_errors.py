@@ -12,7 +12,8 @@ import pytest
 
 from chaos_events.errors import PlanError
 from chaos_events.faults import known_fault_types
-from chaos_events.scenario.plan import load_plan, parse_plan
+from chaos_events.scenario.preflight import PreflightOptions, preflight
+from chaos_events.scenario.loader import load_plan, parse_plan
 
 KNOWN = ", ".join(known_fault_types())
 METRICS = ("error_rate, latency, throughput_drop, detection_time, recovery_time, lost_writes, duplicates, "
@@ -33,11 +34,13 @@ probes:
 """
 
 
-def problems(text: str, **kwargs) -> list[str]:
+def problems(text: str, check_targets: bool = False, **kwargs) -> list[str]:
+    """Every problem of a scenario, as the user reads them; `check_targets` adds the pre-run look at this machine."""
     kwargs.setdefault("environ", {})
-    kwargs.setdefault("check_targets", False)
     with pytest.raises(PlanError) as info:
-        parse_plan(text, "x.yml", **kwargs)
+        plan = parse_plan(text, "x.yml", **kwargs)
+        if check_targets:
+            preflight(plan, PreflightOptions(environ={}))
     assert str(info.value) == "\n".join(str(p) for p in info.value.problems)
     return [str(p) for p in info.value.problems]
 
@@ -94,8 +97,8 @@ CASES = {
     "bad probes": (
         "name: t\nprobes:\n  a: {http: {url: x}}\n  b: {pingdom: {}}\n  c: {kafka_lag: {bootstrap: b, group: g, topic: t, every: -1s}}\n"
         "  d: {http: {url: 'http://127.0.0.1/', every: 1s, expect_status: [200, 700]}}\n", [
-            "x.yml:3 probes.a (http): missing key 'every'",
             "x.yml:3 probes.a (http): 'url': expected a URL like http://127.0.0.1:8000; got 'x'",
+            "x.yml:3 probes.a (http): missing key 'every'",
             "x.yml:4 probes.b: unknown probe kind 'pingdom'; expected one of: http, kafka_lag, prometheus_alerts",
             "x.yml:5 probes.c (kafka_lag): 'every': must not be negative; got '-1s'",
             "x.yml:6 probes.d (http): 'expect_status': must be between 100 and 599; got 700",
@@ -116,7 +119,7 @@ CASES = {
                                           "    latency_ms: 10\n    latncy: 200\n", [
         "x.yml:15 faults[0] (latency): unknown parameter 'latncy'; expected one of: jitter_ms, latency_ms, stream, toxicity"]),
     "parameter of the wrong type": (BASE + "faults:\n  - {at: 1s, for: 2s, fault: cpu_burn, target: host, cores: many}\n", [
-        "x.yml:10 faults[0] (cpu_burn): parameter 'cores': expected a number; got 'many'"]),
+        "x.yml:10 faults[0] (cpu_burn): parameter 'cores': expected a whole number; got 'many'"]),
     "parameter given twice": (BASE + "faults:\n  - {at: 1s, for: 2s, fault: cpu_burn, target: host, cores: 1, params: {cores: 2}}\n", [
         "x.yml:10 faults[0] (cpu_burn): parameter 'cores' is given twice (inline and under 'params')"]),
     "negative at": (BASE + "faults:\n  - {at: -5s, for: 2s, fault: cpu_burn, target: host, cores: 1}\n", [
@@ -170,9 +173,9 @@ CASES = {
         "x.yml:10 slos[0]: missing key 'name'",
         "x.yml:10 slos[0]: missing key 'max' or 'max_ratio' (an absolute limit, a ratio to the baseline, or both)",
         f"x.yml:11 slos[1] (b): missing key 'metric'; expected one of: {METRICS}",
+        "x.yml:12 slos[2] (c): unknown key 'extra' for metric alerts_fired; expected one of: alerts, endpoints, metric, name, optional, probe, silent_failure, within",
         "x.yml:12 slos[2] (c): 'alerts': must list at least one",
         "x.yml:12 slos[2] (c): 'silent_failure': expected true or false; got 'maybe'",
-        "x.yml:12 slos[2] (c): unknown key 'extra' for metric alerts_fired; expected one of: alerts, metric, name, probe, silent_failure, within",
         "x.yml:13 slos[3] (d): 'max': must be between 0 and 1; got 2",
         "x.yml:14 slos[4] (e): 'percentile': must be between 50 and 99.9; got 99.99",
         "x.yml:15 slos[5] (f): 'check': unknown value 'everything'; expected one of: all, kafka, pipeline"]),
@@ -247,14 +250,14 @@ def test_targets_that_do_not_exist(tmp_path):
         f"x.yml:9 targets.g (directory): directory '{tmp_path}/nowhere' does not exist",
     ]
     # The same file is fine offline: nothing above is checked before the platform is up.
-    assert parse_plan(text, "x.yml", environ={}, check_targets=False).name == "t"
+    assert parse_plan(text, "x.yml", environ={}).name == "t"
 
 
 def test_a_fault_classes_own_check_is_reported_with_target_checks(tmp_path):
     # disk_fill's check looks at the directory now; offline validation skips it with the other machine checks.
     text = (f"name: t\ntargets:\n  d: {{directory: '{tmp_path}/later'}}\n"
             f"faults:\n  - {{at: 1s, for: 2s, fault: disk_fill, target: d, size_bytes: 1MB}}\n")
-    assert parse_plan(text, "x.yml", environ={}, check_targets=False).faults[0].type == "disk_fill"
+    assert parse_plan(text, "x.yml", environ={}).faults[0].type == "disk_fill"
     found = problems(text, check_targets=True)
     assert found[0] == f"x.yml:3 targets.d (directory): directory '{tmp_path}/later' does not exist"
     (tmp_path / "later").mkdir()

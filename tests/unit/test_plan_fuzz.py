@@ -11,7 +11,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from chaos_events.errors import PlanError, Problem
-from chaos_events.scenario.plan import Plan, parse_plan
+from chaos_events.scenario.model import Plan
+from chaos_events.scenario.loader import parse_plan
 
 FUZZ = settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
@@ -29,7 +30,7 @@ TOKENS = [
 
 def assert_only_plan_error(text: str) -> None:
     try:
-        plan = parse_plan(text, "fuzz.yml", environ={"X": "1"}, check_targets=False)
+        plan = parse_plan(text, "fuzz.yml", environ={"X": "1"})
     except PlanError as exc:
         assert exc.problems, "a PlanError must carry at least one problem"
         assert all(isinstance(p, Problem) and str(p).startswith("fuzz.yml") for p in exc.problems)
@@ -113,7 +114,7 @@ def test_mutated_valid_plan_raises_only_plan_error(mutations):
 
 
 def test_the_unmutated_fuzz_base_is_valid():
-    plan = parse_plan(yaml.safe_dump(VALID), "fuzz.yml", environ={}, check_targets=False)
+    plan = parse_plan(yaml.safe_dump(VALID), "fuzz.yml", environ={})
     assert [f.type for f in plan.faults] == ["latency", "pause"]
 
 

@@ -13,7 +13,7 @@ from chaos_events.backends.proxy import ProxyClient, ProxyServer, UnknownRouteEr
 from chaos_events.backends.toxics import parse_toxic
 from chaos_events.errors import InjectionError
 from chaos_events.faults.base import build_params, fault_type
-from chaos_events.scenario.plan import Target, TargetKind
+from chaos_events.scenario.model import Target, TargetKind
 from tests.helpers import free_port, running_echo_server
 
 TOXIC_TYPES = "bandwidth, down, latency, limit_data, loss, partition, reset_peer, slicer, slow_close, timeout"
@@ -225,7 +225,7 @@ def test_cli_taken_port_names_route_and_port(capsys):
 
 
 # -- network fault parameters ----------------------------------------------------------------------
-TARGET = Target("api-route", TargetKind.PROXY, {"proxy": "api", "control": None})
+TARGET = Target("api-route", TargetKind.PROXY, {"name": "api"})
 
 
 @pytest.mark.parametrize("name, raw, messages", [

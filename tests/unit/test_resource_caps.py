@@ -11,7 +11,7 @@ from chaos_events.backends import resource as backend
 from chaos_events.load.corrupt import API_KINDS, POISON_KINDS
 from chaos_events.errors import InjectionError
 from chaos_events.faults.base import Fault, FaultContext, build_params, fault_type
-from chaos_events.scenario.plan import Target, TargetKind
+from chaos_events.scenario.model import Target, TargetKind
 
 HOST = Target("host", TargetKind.HOST, {})
 GiB = 1024**3

@@ -10,15 +10,27 @@ import random
 
 import pytest
 
-from chaos_events.scenario.plan import parse_plan, FaultSpec, Phase, Plan, ProbeKind, ProbeSpec, Settings, SloMetric, SloSpec
+from chaos_events.scenario.model import FaultSpec, Phase, Plan, ProbeKind, ProbeSpec, Settings, SloMetric, SloSpec
+from chaos_events.scenario.loader import parse_plan
 from chaos_events.record import EndpointWindow, FaultEvent, FaultEventKind, LedgerResult, ProbeSample, Record, bucket_ms
 from chaos_events.verdict import stats
 from chaos_events.verdict.phases import derive_phases
+from chaos_events.scenario.probe_kinds import HttpProbe
+from chaos_events.verdict.metrics import metric_def
 from chaos_events.verdict.slo import SloStatus, evaluate, evaluate_slo
 
 START = 1_700_000_000.0  # start_wall on a whole second: run second k is wall second START + k
 WRITE = ("POST", "/api/events")
 READ = ("GET", "/api/events/{id}")
+
+
+# The least each metric needs to be a valid SLO.
+MINIMAL_PARAMS = {
+    SloMetric.ERROR_RATE: {"max": 0.1}, SloMetric.LATENCY: {"max": 1}, SloMetric.THROUGHPUT_DROP: {"max": 0.5},
+    SloMetric.DETECTION_TIME: {"via": "errors", "max": 30}, SloMetric.RECOVERY_TIME: {"max": 30},
+    SloMetric.ALERTS_FIRED: {"alerts": ["X"], "within": 60}, SloMetric.HEALTH_TRUTHFUL: {"probe": "health"},
+    SloMetric.BLAST_RADIUS: {"endpoints": ["GET /x"]},
+}
 
 
 # -- builders ------------------------------------------------------------------------------------------------------
@@ -30,8 +42,9 @@ def make_plan(faults=((30.0, 20.0, "pause", "broker"),), slos=(), probes=None, n
                 description="a hand-built plan")
 
 
-def slo(metric: SloMetric, name: str | None = None, **params) -> SloSpec:
-    return SloSpec(name or metric.value, metric, params)
+def slo(metric: SloMetric, name: str | None = None, optional: bool = False, **params) -> SloSpec:
+    """An SLO with its params built by the metric's own model, as the loader builds them."""
+    return SloSpec(name or metric.value, metric, metric_def(metric).Params.model_validate(params), optional=optional)
 
 
 def fill(rec: Record, t0: int, t1: int, rps: int = 10, fail: float = 0.0, latency_ms: float = 20.0,
@@ -93,7 +106,6 @@ def test_error_rate_other_phases_and_min():
     assert judge(slo(SloMetric.ERROR_RATE, during="recovery", max=0.01), rec).status is SloStatus.FAIL
     assert judge(slo(SloMetric.ERROR_RATE, during="tail", max=0.0), rec).status is SloStatus.PASS
     assert judge(slo(SloMetric.ERROR_RATE, during="baseline", max=0.0), rec).status is SloStatus.PASS
-    assert judge(slo(SloMetric.ERROR_RATE, during="all", min=0.5), rec).status is SloStatus.FAIL
 
 
 def test_error_rate_zero_traffic_is_not_verifiable():
@@ -112,7 +124,7 @@ def test_latency_absolute_and_ratio():
     assert absolute.status is SloStatus.FAIL and absolute.value == pytest.approx(0.5) and absolute.unit == "s"
     assert "p95 500 ms of POST /api/events during fault (t=30s–50s): limit 200 ms, over by 300 ms" in absolute.message
     assert judge(slo(SloMetric.LATENCY, max=1.0, endpoints="POST /api/events"), rec).status is SloStatus.PASS
-    ratio = judge(slo(SloMetric.LATENCY, max_ratio=3, percentile="p99", endpoints="POST /api/events"), rec)
+    ratio = judge(slo(SloMetric.LATENCY, max_ratio=3, percentile=99, endpoints="POST /api/events"), rec)
     assert ratio.status is SloStatus.FAIL and ratio.value == pytest.approx(25.0) and ratio.unit == "x"
     assert "25.00x baseline 20 ms, limit 3x" in ratio.message
     assert judge(slo(SloMetric.LATENCY, max_ratio=30, endpoints="POST /api/events"), rec).status is SloStatus.PASS
@@ -153,7 +165,7 @@ def test_no_baseline_relative_slos_not_verifiable_absolute_ones_work():
     assert [p.phase for p in phases] == [Phase.FAULT, Phase.RECOVERY, Phase.TAIL]
     expect = "no baseline: the first fault starts at t=0s, so there is no steady state to compare with (start faults after some load, e.g. at: 30s)"
     for spec in (slo(SloMetric.LATENCY, max_ratio=2), slo(SloMetric.THROUGHPUT_DROP, max=0.5),
-                 slo(SloMetric.RECOVERY_TIME, max=30), slo(SloMetric.DETECTION_TIME, max=5),
+                 slo(SloMetric.RECOVERY_TIME, max=30), slo(SloMetric.DETECTION_TIME, via="errors", max=5),
                  slo(SloMetric.BLAST_RADIUS, endpoints="GET /x")):
         result = evaluate_slo(spec, rec, phases, plan)
         assert result.status is SloStatus.NOT_VERIFIABLE, spec
@@ -400,10 +412,11 @@ def test_alerts_without_prometheus_not_verifiable():
 def test_silent_failure():
     rec = standard_record()
     _alert_samples(rec, {})
-    spec = slo(SloMetric.ALERTS_FIRED, silent_failure=True)
+    spec = slo(SloMetric.ALERTS_FIRED, alerts=["HighErrorRate"], within=60, silent_failure=True)
     result = judge(spec, rec, make_plan(slos=[spec], probes=ALERT_PROBES))
     assert result.status is SloStatus.FAIL
-    assert result.message == "silent failure: errors beyond the baseline band in 25 seconds from t=30s, and no alert fired"
+    assert result.message.endswith("; silent failure: errors beyond the baseline band in 25 seconds from t=30s, "
+                                   "and no alert fired")
     loud = standard_record()
     _alert_samples(loud, {"HighErrorRate": range(35, 60)})
     assert judge(spec, loud, make_plan(slos=[spec], probes=ALERT_PROBES)).status is SloStatus.PASS
@@ -426,10 +439,11 @@ def test_health_that_lies():
 def test_truthful_health_passes():
     rec = standard_record()
     _health_samples(rec, range(30, 55))
-    result = judge(slo(SloMetric.HEALTH_TRUTHFUL, error_threshold=0.2), rec,
-                   make_plan(probes={"health": ProbeSpec("health", ProbeKind.HTTP, 1.0, {})}))
+    health = ProbeSpec("health", ProbeKind.HTTP, HttpProbe(url="http://127.0.0.1:8000/health", every=1))
+    result = judge(slo(SloMetric.HEALTH_TRUTHFUL, probe="health", error_threshold=0.2), rec,
+                   make_plan(probes={"health": health}))
     assert result.status is SloStatus.PASS and result.value == 0
-    assert judge(slo(SloMetric.HEALTH_TRUTHFUL), standard_record()).message == "probe 'health' has no samples"
+    assert judge(slo(SloMetric.HEALTH_TRUTHFUL, probe="health"), standard_record()).message == "probe 'health' has no samples"
 
 
 # -- blast_radius --------------------------------------------------------------------------------------------------
@@ -441,7 +455,6 @@ def test_blast_radius():
     spread = judge(slo(SloMetric.BLAST_RADIUS, endpoints=["GET /api/events/{id}"]), rec)
     assert spread.status is SloStatus.FAIL and spread.value == 1
     assert "GET /api/events/{id}: error rate 40.0% > band 2.0%" in spread.message
-    assert judge(slo(SloMetric.BLAST_RADIUS), rec).status is SloStatus.NOT_VERIFIABLE
 
 
 # -- data_rejected -------------------------------------------------------------------------------------------------
@@ -474,9 +487,15 @@ def test_poison_messages_dead_lettered():
 def test_exit_codes():
     passing = slo(SloMetric.ERROR_RATE, "loose", max=0.9)
     failing = slo(SloMetric.ERROR_RATE, "strict", max=0.01)
-    unverifiable = slo(SloMetric.ALERTS_FIRED, "alerts", alerts=["X"])
+    unverifiable = slo(SloMetric.ALERTS_FIRED, "alerts", alerts=["X"], within=60)
     v = evaluate(make_plan(slos=[passing, unverifiable]), standard_record())
+    assert v.exit_code == 3 and not v.ok and v.summary["unverified_required"] == ["alerts"]
+    assert v.headline == ("1 required SLO(s) not verifiable: alerts (no Prometheus configured: the plan has no "
+                          "prometheus_alerts probe)")
+    optional = slo(SloMetric.ALERTS_FIRED, "alerts", alerts=["X"], within=60, optional=True)
+    v = evaluate(make_plan(slos=[passing, optional]), standard_record())
     assert v.exit_code == 0 and v.ok and v.summary["not_verifiable"] == 1
+    assert evaluate(make_plan(slos=[passing, unverifiable]), standard_record(), allow_unverified=True).exit_code == 0
     v = evaluate(make_plan(slos=[passing, failing]), standard_record())
     assert v.exit_code == 3 and not v.ok and v.summary["fail"] == 1
     rec = standard_record()
@@ -487,10 +506,10 @@ def test_exit_codes():
 
 
 def test_empty_record_is_all_not_verifiable():
-    specs = [slo(m) for m in SloMetric]
+    specs = [slo(m, **MINIMAL_PARAMS.get(m, {})) for m in SloMetric]
     rec = Record(run_id="r", scenario="x", start_wall=START)
     v = evaluate(make_plan(slos=specs), rec)
-    assert v.exit_code == 0
+    assert v.exit_code == 3 and "experiment incomplete: f0#1 (pause broker) not injected" in v.headline
     assert all(r.status is SloStatus.NOT_VERIFIABLE for r in v.results), [(r.name, r.status, r.message) for r in v.results]
 
 
@@ -503,7 +522,7 @@ def test_fault_outlasting_the_run():
     phases = derive_phases(rec, plan)
     assert phases[-1].phase is Phase.FAULT and phases[-1].end_t == 45.0
     assert evaluate_slo(slo(SloMetric.ERROR_RATE, max=0.1), rec, phases, plan).value == pytest.approx(0.5)
-    detection = evaluate_slo(slo(SloMetric.DETECTION_TIME, max=5), rec, phases, plan)
+    detection = evaluate_slo(slo(SloMetric.DETECTION_TIME, via="errors", max=5), rec, phases, plan)
     assert detection.status is SloStatus.PASS
 
 
@@ -511,7 +530,7 @@ def test_dry_run_has_no_detection_or_recovery():
     rec = Record(run_id="r", scenario="x", start_wall=START, end_t=120.0)
     fill(rec, 0, 120)
     rec.add_event(FaultEvent(30.0, START + 30, FaultEventKind.PLANNED, "f0#1", "pause", "broker"))
-    v = evaluate(make_plan(slos=[slo(SloMetric.RECOVERY_TIME, max=5), slo(SloMetric.DETECTION_TIME, max=5)]), rec)
+    v = evaluate(make_plan(slos=[slo(SloMetric.RECOVERY_TIME, max=5), slo(SloMetric.DETECTION_TIME, via="errors", max=5)]), rec)
     assert [r.status for r in v.results] == [SloStatus.NOT_VERIFIABLE] * 2
     assert v.results[0].message == "faults were only planned (dry run or no fault events recorded), not injected"
 
@@ -563,7 +582,7 @@ faults:
 slos:
   - {name: detect-consumer, metric: detection_time, via: health, max: 10s, targets: [consumer]}
   - {name: detect-all, metric: detection_time, via: health, max: 10s}
-""", "scoped.yml", check_targets=False)
+""", "scoped.yml")
     record = Record("r", "scoped", 1000.0, end_t=60.0)
     for second in range(60):
         record.add_request(1000 + second, "GET", "/x", 5.0, failed=False)

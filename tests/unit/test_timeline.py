@@ -1,7 +1,7 @@
 """The timeline is pure: plain numbers for the clock, no sleeps."""
 from __future__ import annotations
 
-from chaos_events.scenario.plan import FaultSpec, Plan, Repeat, Target, TargetKind
+from chaos_events.scenario.model import FaultSpec, Plan, Repeat, Target, TargetKind
 from chaos_events.run.timeline import Action, Step, Timeline, schedule
 
 

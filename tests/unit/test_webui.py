@@ -19,7 +19,7 @@ from locust.env import Environment
 from locust.web import WebUI
 
 from chaos_events.errors import ChaosError
-from chaos_events.scenario.plan import load_plan, parse_plan
+from chaos_events.scenario.loader import load_plan, parse_plan
 from chaos_events.record import FaultEvent, FaultEventKind
 from chaos_events.run.session import ChaosSession, LoadHooks, SessionOptions
 from chaos_events.locust_plugin.webui import TAB_COLUMNS, TAB_KEY, OccurrenceState, chaos_view, install_chaos_tab, tab_rows, timeline_view
@@ -294,7 +294,7 @@ def _plan():
     text = ("name: p\ntargets:\n  a: {process: {pidfile: a.pid}}\nfaults:\n"
             "  - {at: 1s, for: 2s, fault: pause, target: a}\n  - {at: 5s, for: 2s, fault: pause, target: a}\n"
             "  - {at: 9s, for: 2s, fault: pause, target: a}\n")
-    return parse_plan(text, "p.yml", check_targets=False)
+    return parse_plan(text, "p.yml")
 
 
 def _event(t, kind, oid, detail=""):

@@ -1,0 +1,221 @@
+"""The target kinds a scenario may name, one typed model each, registered by the key that names them in YAML.
+
+Pure: standard library and pydantic. A target model validates only itself; whether its host is allowed is the
+loader's check (it needs the scenario's settings), and whether it exists on this machine is the pre-run check's.
+
+Example (scenario):
+    targets:
+      broker:   {process: {pidfile: .run/broker.pid, restart: [python, -m, chaos_events.demo, start-part, broker]}}
+      kafka:    {container: {name: demo-kafka}}
+      link:     {proxy: {name: kafka, control: "http://127.0.0.1:8474"}}
+      scratch:  {directory: /var/tmp}
+      api:      {endpoint: "http://127.0.0.1:8000"}
+      machine:  {host: local}
+      events:   {kafka: {bootstrap: "127.0.0.1:19092", topic: events}}
+"""
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import urlsplit
+
+from pydantic import Field, field_validator, model_validator
+
+from chaos_events.scenario.fields import (
+    Bootstrap, Command, HttpUrl, ScenarioModel, Text, WholeNumber, choice, fail, parse_text, shown, split_address,
+)
+
+
+class TargetKind(enum.Enum):
+    PROCESS = "process"        # a local process: pidfile, pid, or a command the harness starts
+    CONTAINER = "container"    # a Docker container: by name or label
+    PROXY = "proxy"            # a named route of a TCP fault proxy (the harness's own, or a Toxiproxy)
+    DIRECTORY = "directory"    # a directory to fill (disk faults)
+    ENDPOINT = "endpoint"      # a TCP address or HTTP URL (pool exhaustion, bad payloads to the API)
+    HOST = "host"              # this machine (CPU burn, memory pressure)
+    KAFKA = "kafka"            # a Kafka topic (poison messages)
+
+
+
+@dataclass(frozen=True)
+class Target:
+    """One allow-listed thing a fault may touch. `spec` is the kind's own frozen model (below); a plain mapping
+    given instead is validated into it.
+
+    Invariant: a fault only ever receives a Target that the scenario named.
+    Example: Target("broker", TargetKind.PROCESS, ProcessTarget(pidfile=".run/kafka.pid"), line=3)
+    """
+
+    name: str
+    kind: TargetKind
+    spec: Any
+    line: int | None = None
+
+    def __post_init__(self) -> None:
+        if isinstance(self.spec, dict):
+            object.__setattr__(self, "spec", TARGET_MODELS[self.kind].model_validate(self.spec))
+
+    def describe(self) -> str:
+        return f"{self.name} ({self.kind.value})"
+
+
+class ProcessTarget(ScenarioModel):
+    """A local process, named by exactly one of `pidfile`, `pid` or `command` (the argv it runs with).
+
+    `restart` (or `command`) is how the harness starts it again after stop, kill or restart faults; a first word
+    `python` or `python3` is the harness's own interpreter. A restart that is not a daemonizing launcher gets its
+    new pid written to `pidfile`; a launcher that writes the pidfile itself keeps it.
+    """
+
+    pidfile: Text | None = Field(None, description="file holding the process id (re-read at every fault)")
+    pid: WholeNumber | None = Field(None, description="the process id itself")
+    command: Command | None = Field(None, description="the argv the process runs with: found by it, started with it")
+    restart: Command | None = Field(None, description="how to start it again (default: `command`)")
+    cwd: Text | None = Field(None, description="working directory for `command` and `restart`")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _exactly_one_name(cls, data: Any) -> Any:
+        if isinstance(data, dict):
+            chosen = [k for k in ("pidfile", "pid", "command") if k in data]
+            if len(chosen) != 1:
+                raise fail(f"expected exactly one of: pidfile, pid, command; got: {', '.join(chosen) or 'none'}")
+        return data
+
+    @field_validator("pid")
+    @classmethod
+    def _not_init(cls, pid: int | None) -> int | None:
+        if pid is not None and pid < 1:
+            raise fail(f"must be at least 1; got {shown(pid)}")
+        if pid == 1:
+            raise fail("refusing to target process 1 (init)")
+        return pid
+
+    def start_argv(self) -> list[str] | None:
+        """How the harness starts it: `restart`, else `command`."""
+        argv = self.restart or self.command
+        return list(argv) if argv else None
+
+
+class ContainerTarget(ScenarioModel):
+    """A Docker container, by `name` or by `label` (`key=value` or `key`); it must opt in (see safety)."""
+
+    name: Text | None = Field(None, description="container name")
+    label: Text | None = Field(None, description="a label that finds exactly one container: key=value or key")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _name_or_label(cls, data: Any) -> Any:
+        if not isinstance(data, dict):
+            return {"name": parse_text(data)}
+        chosen = [k for k in ("name", "label") if k in data]
+        if len(chosen) != 1 and set(data) <= {"name", "label"}:
+            raise fail(f"expected exactly one of: label, name; got: {', '.join(chosen) or 'none'}")
+        return data
+
+
+ProxyServer = choice("harness", "toxiproxy")
+
+
+class ProxyTarget(ScenarioModel):
+    """A route of a TCP fault proxy: the harness's own (`server: harness`) or a real Toxiproxy (`server: toxiproxy`).
+
+    With no `control`, the run uses $CHAOS_PROXY_CONTROL, else http://127.0.0.1:8474.
+    """
+
+    route: Text = Field(alias="name", description="the route's (proxy's) name")
+    control: HttpUrl | None = Field(None, description="URL of the proxy's control API")
+    server: ProxyServer = Field("harness", description="which proxy serves the control API")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _shorthand(cls, data: Any) -> Any:
+        return data if isinstance(data, dict) else {"name": parse_text(data)}
+
+
+class DirectoryTarget(ScenarioModel):
+    """A directory whose filesystem the disk faults fill."""
+
+    path: Text = Field(description="the directory")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _shorthand(cls, data: Any) -> Any:
+        return data if isinstance(data, dict) else {"path": parse_text(data)}
+
+
+class EndpointTarget(ScenarioModel):
+    """A TCP address (`host:port`) or an HTTP URL: what pool exhaustion holds and bad payloads are sent to."""
+
+    host: Text
+    port: WholeNumber
+    url: Text | None = Field(None, description="the URL when one was given (None for a bare host:port)")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _from_text(cls, data: Any) -> Any:
+        if isinstance(data, dict):
+            return data
+        text = parse_text(data)
+        if "://" in text:
+            try:
+                parts = urlsplit(text)
+                port = parts.port
+            except ValueError:
+                raise fail(f"expected a URL like http://127.0.0.1:8000; got {shown(text)}") from None
+            if parts.scheme not in ("http", "https") or not parts.hostname:
+                raise fail(f"expected a URL like http://127.0.0.1:8000; got {shown(text)}")
+            return {"host": parts.hostname, "port": port or (443 if parts.scheme == "https" else 80), "url": text}
+        try:
+            host, port = split_address(text)
+        except ValueError:
+            raise fail(f"expected host:port or an http:// URL; got {shown(text)}") from None
+        return {"host": host, "port": port, "url": None}
+
+    def base_url(self) -> str:
+        return self.url or f"http://{self.host}:{self.port}"
+
+
+class HostTarget(ScenarioModel):
+    """This machine (`{host: local}`): CPU burn and memory pressure."""
+
+    @model_validator(mode="before")
+    @classmethod
+    def _local_only(cls, data: Any) -> Any:
+        if isinstance(data, dict):
+            return data
+        if parse_text(data) != "local":
+            raise fail(f"only 'local' (this machine) is supported; got {shown(data)}")
+        return {}
+
+
+class KafkaTarget(ScenarioModel):
+    """A Kafka topic: where poison messages are produced."""
+
+    bootstrap: Bootstrap = Field(description="bootstrap servers, host:port[,host:port]")
+    topic: Text
+
+
+TARGET_MODELS: dict[TargetKind, type[ScenarioModel]] = {
+    TargetKind.PROCESS: ProcessTarget,
+    TargetKind.CONTAINER: ContainerTarget,
+    TargetKind.PROXY: ProxyTarget,
+    TargetKind.DIRECTORY: DirectoryTarget,
+    TargetKind.ENDPOINT: EndpointTarget,
+    TargetKind.HOST: HostTarget,
+    TargetKind.KAFKA: KafkaTarget,
+}
+# Kinds written as one scalar (`{directory: /tmp}`): their errors read `'directory': ...`.
+SCALAR_KINDS = frozenset({TargetKind.DIRECTORY, TargetKind.ENDPOINT, TargetKind.HOST})
+
+
+def target_hosts(kind: TargetKind, spec: Any) -> list[tuple[str, str]]:
+    """(field, host) pairs that the allow-list must cover: faults send traffic there."""
+    if kind is TargetKind.ENDPOINT:
+        return [("endpoint", spec.host)]
+    if kind is TargetKind.KAFKA:
+        return [("bootstrap", split_address(server)[0]) for server in spec.bootstrap.split(",")]
+    if kind is TargetKind.PROXY and spec.control:
+        return [("control", urlsplit(spec.control).hostname or "")]
+    return []
