@@ -22,9 +22,10 @@ from typing import Any
 
 from chaos_events.atomic import atomic_write_text
 from chaos_events.errors import ChaosError, Problem
-from chaos_events.scenario.plan import Phase, Plan, SloMetric
+from chaos_events.scenario.plan import Plan, SloMetric
 from chaos_events.record import FaultEventKind, Record
 from chaos_events.verdict import stats
+from chaos_events.verdict.figures import phase_figures
 from chaos_events.verdict.phases import current_phase, derive_phases, fault_occurrences, run_end
 from chaos_events.verdict.slo import SloResult, SloStatus, Verdict, evaluate
 from chaos_events.verdict.stats import EndpointFilter, ms, pct, secs
@@ -94,28 +95,6 @@ def series(record: Record, flt: EndpointFilter | None = None) -> list[dict[str, 
         out.append({"t": round(record.t_of(second), 3), "rps": agg.count, "failures": agg.failures,
                     "error_rate": agg.error_rate, "p95_ms": agg.percentile_ms(0.95)})
     return out
-
-
-MIN_PHASE_SHOWN_S = 1.0
-
-
-def _phase_table(record: Record, phases: list) -> dict[str, dict[str, Any]]:
-    table: dict[str, dict[str, Any]] = {}
-    base = stats.phase_stats(record, phases, Phase.BASELINE) if any(s.phase is Phase.BASELINE for s in phases) else None
-    for phase in (Phase.BASELINE, Phase.FAULT, Phase.RECOVERY, Phase.TAIL):
-        # A sliver (e.g. a tail of a few ms after the last recovery window) has no whole second to show.
-        if sum(s.end_t - s.start_t for s in phases if s.phase is phase) < MIN_PHASE_SHOWN_S:
-            continue
-        ps = stats.phase_stats(record, phases, phase)
-        row = ps.to_dict()
-        row["spans"] = [s.to_dict() for s in phases if s.phase is phase]
-        if base is not None and phase is not Phase.BASELINE:
-            row["error_rate_change"] = (None if ps.error_rate is None or base.error_rate is None
-                                        else ps.error_rate - base.error_rate)
-            row["p95_ratio"] = ps.p95_ms / base.p95_ms if ps.p95_ms is not None and base.p95_ms else None
-            row["rps_change"] = ps.rps / base.rps - 1.0 if ps.rps is not None and base.rps else None
-        table[phase.value] = row
-    return table
 
 
 def _timeline(record: Record) -> list[dict[str, Any]]:
@@ -192,7 +171,7 @@ def _build_report(verdict: Verdict, plan: Plan, record: Record) -> dict[str, Any
         "result": "REVERT FAILED" if verdict.revert_failed else ("PASS" if verdict.ok else "FAIL"),
         "verdict": verdict.to_dict(),
         "phases": [s.to_dict() for s in phases],
-        "phase_stats": _phase_table(record, phases),
+        "phase_stats": {name: f.to_dict() for name, f in phase_figures(record, phases).items()},
         "faults": [o.to_dict() for o in fault_occurrences(record, plan)],
         "timeline": _timeline(record),
         "alerts": _alerts(verdict),
