@@ -1,10 +1,12 @@
 """The verdict: phases of a run, SLO judgements, the exit code, and the reports.
 
-Pure core (report.py aside, which writes files): standard library only; no gevent, locust, docker, prometheus_client
+Pure core (report.py aside, which writes files, and documents.py, which renders Jinja2 templates): standard
+library only; no gevent, locust, docker, prometheus_client
 or scipy. It takes a Plan and a Record and returns results, so it is tested without a load run.
 """
 from chaos_events.verdict.phases import PhaseSpan, current_phase, derive_phases, fault_occurrences
-from chaos_events.verdict.report import format_verdict_table, load_record, progress_line, report_from_files, write_reports
+from chaos_events.verdict.console import format_verdict_table, progress_line
+from chaos_events.verdict.report import load_record, report_from_files, write_reports
 from chaos_events.verdict.slo import SloResult, SloStatus, Verdict, evaluate
 
 __all__ = [
