@@ -311,18 +311,15 @@ class ChaosResult:
         from chaos_events.scenario.model import Phase
         from chaos_events.record import Record
         from chaos_events.verdict import stats
+        from chaos_events.verdict.figures import phase_figures
         from chaos_events.verdict.phases import PhaseSpan
 
         record = Record.from_dict(self.report["record"])
         spans = [PhaseSpan(Phase(s["phase"]), s["start_t"], s["end_t"], s["occurrence_id"]) for s in self.report["phases"]]
         flt = stats.EndpointFilter.parse(endpoints if isinstance(endpoints, str) else list(endpoints))
-        base = stats.phase_stats(record, spans, Phase.BASELINE, flt).to_dict()
-        row = stats.phase_stats(record, spans, Phase(name), flt).to_dict()
-        if name != "baseline":
-            row["error_rate_change"] = None if row["error_rate"] is None or base["error_rate"] is None else row["error_rate"] - base["error_rate"]
-            row["p95_ratio"] = row["p95_ms"] / base["p95_ms"] if row["p95_ms"] is not None and base["p95_ms"] else None
-            row["rps_change"] = row["rps"] / base["rps"] - 1.0 if row["rps"] is not None and base["rps"] else None
-        return PhaseView.from_dict(row)
+        phase = Phase(name)
+        figures = phase_figures(record, spans, flt, wanted=(phase,), min_duration_s=0.0)[phase.value]
+        return PhaseView.from_dict(figures.to_dict())
 
     def between(self, start_t: float, end_t: float, endpoints: str | Iterable[str] | None = None) -> PhaseView:
         """Stats over the whole seconds of run time that lie entirely in [start_t, end_t), e.g. a baseline without the
