@@ -206,7 +206,9 @@ class _Loader:
             if spec is None:
                 continue
             if all(self.host_ok((*path, kind.value), field, key, host, settings) for key, host in target_hosts(kind, spec)):
-                out[name] = Target(name, kind, spec, line=self.doc.key_line(path))
+                where = (*path, kind.value)
+                key_lines = {key: self.doc.line((*where, key)) for key in (chosen[1] if isinstance(chosen[1], dict) else {})}
+                out[name] = Target(name, kind, spec, line=self.doc.key_line(path), key_lines=key_lines)
         return out
 
     def probes(self, value: Any) -> dict[str, ProbeSpec]:

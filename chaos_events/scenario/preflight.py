@@ -59,25 +59,26 @@ def target_problems(plan: Plan, containers: bool = True) -> list[Problem]:
     only_started = {name for name in plan.targets if all(f.type == "start" for f in plan.faults if f.target == name)}
     for target in plan.targets.values():
         where = f"targets.{target.name} ({target.kind.value})"
-        for message in _target_messages(target, plan, may_be_down=target.name in only_started, containers=containers):
-            problems.append(Problem(plan.source, target.line, where, message))
+        for key, message in _target_messages(target, plan, may_be_down=target.name in only_started, containers=containers):
+            problems.append(Problem(plan.source, target.line_of(key), where, message))
     for spec in plan.faults:
         for message in _fault_messages(spec, plan.targets[spec.target]):
             problems.append(Problem(plan.source, spec.line, f"faults[{spec.index}] ({spec.type})", message))
     return sorted(problems, key=lambda p: p.line or 0)
 
 
-def _target_messages(target: Target, plan: Plan, may_be_down: bool, containers: bool) -> list[str]:
+def _target_messages(target: Target, plan: Plan, may_be_down: bool, containers: bool) -> list[tuple[str, str]]:
+    """(key of the spec the problem is about, message) for one target."""
     if target.kind is TargetKind.PROCESS:
         return process_problems(target.spec, may_be_down)
     if target.kind is TargetKind.DIRECTORY:
-        return [] if os.path.isdir(target.spec.path) else [f"directory {target.spec.path!r} does not exist"]
+        return [] if os.path.isdir(target.spec.path) else [("path", f"directory {target.spec.path!r} does not exist")]
     if target.kind is TargetKind.CONTAINER and containers:
         from chaos_events.backends import docker as docker_backend
         try:
             docker_backend.resolve_container(target.spec, target.name, plan.extra_allowed, error=SafetyError)
         except ChaosError as exc:
-            return [str(exc)]
+            return [("name", str(exc))]
     return []
 
 
@@ -86,10 +87,13 @@ def _fault_messages(spec, target: Target) -> list[str]:
         return [str(m) for m in fault_type(spec.type).preflight(spec.params, target) or []]
     except ChaosError as exc:
         return [str(exc)]
+    except Exception as exc:  # noqa: BLE001  (a fault's own check must not turn bad input into a traceback)
+        return [f"pre-run check failed: {type(exc).__name__}: {exc}"]
 
 
-def process_problems(spec, may_be_down: bool = False) -> list[str]:
-    """What is wrong with a process target now. A startable one that is down is fine when `may_be_down`."""
+def process_problems(spec, may_be_down: bool = False) -> list[tuple[str, str]]:
+    """(key, message) for what is wrong with a process target now; a startable one that is down is fine when
+    `may_be_down`."""
     from chaos_events.backends.process import is_alive, parse_pid
 
     problems = []
@@ -101,24 +105,24 @@ def process_problems(spec, may_be_down: bool = False) -> list[str]:
         except FileNotFoundError:
             content = None
             if not (startable and may_be_down):
-                problems.append(f"pidfile {spec.pidfile!r} does not exist (is the process running?)")
+                problems.append(("pidfile", f"pidfile {spec.pidfile!r} does not exist (is the process running?)"))
         except (OSError, UnicodeDecodeError) as exc:
-            return [f"pidfile {spec.pidfile!r} cannot be read: {getattr(exc, 'strerror', None) or exc}"]
+            return [("pidfile", f"pidfile {spec.pidfile!r} cannot be read: {getattr(exc, 'strerror', None) or exc}")]
         pid = parse_pid(content) if content is not None else None
         if content is not None and pid is None:
-            return [f"pidfile {spec.pidfile!r} does not hold a process id; got {content.strip()[:40]!r}"]
+            return [("pidfile", f"pidfile {spec.pidfile!r} does not hold a process id; got {content.strip()[:40]!r}")]
         if pid == 1:
-            return [f"pidfile {spec.pidfile!r} names process 1 (init); refusing to target it"]
+            return [("pidfile", f"pidfile {spec.pidfile!r} names process 1 (init); refusing to target it")]
         if pid is not None and not is_alive(pid) and not (startable and may_be_down):
-            problems.append(f"process {pid} from pidfile {spec.pidfile!r} is not running")
+            problems.append(("pidfile", f"process {pid} from pidfile {spec.pidfile!r} is not running"))
     if spec.pid and not is_alive(spec.pid):
-        problems.append(f"process {spec.pid} is not running")
+        problems.append(("pid", f"process {spec.pid} is not running"))
     for key in ("command", "restart"):
         words = getattr(spec, key)
         if words and not _executable(words[0], spec.cwd):
-            problems.append(f"{key!r}: command {words[0]!r} not found on PATH")
+            problems.append((key, f"{key!r}: command {words[0]!r} not found on PATH"))
     if spec.cwd and not os.path.isdir(spec.cwd):
-        problems.append(f"'cwd': directory {spec.cwd!r} does not exist")
+        problems.append(("cwd", f"'cwd': directory {spec.cwd!r} does not exist"))
     return problems
 
 

@@ -50,15 +50,21 @@ def _field_info(model: type[BaseModel] | None, key: Any) -> Any:
     return None
 
 
-def _bounds(model: type[BaseModel] | None, key: Any) -> tuple[Any, Any]:
-    """(low, high) bounds declared on a field, when it has both (for 'must be between 0 and 1')."""
+def _bounds(model: type[BaseModel] | None, key: Any) -> tuple[tuple[str, Any], tuple[str, Any]] | None:
+    """(("above", 0), ("at most", 1000)) for a field bounded on both sides, else None."""
     info = _field_info(model, key)
     low = high = None
     for item in getattr(info, "metadata", []) or []:
-        if isinstance(item, (annotated_types.Ge, annotated_types.Gt)):
-            low = getattr(item, "ge", getattr(item, "gt", None))
-        if isinstance(item, (annotated_types.Le, annotated_types.Lt)):
-            high = getattr(item, "le", getattr(item, "lt", None))
+        if isinstance(item, annotated_types.Ge):
+            low = ("at least", item.ge)
+        elif isinstance(item, annotated_types.Gt):
+            low = ("above", item.gt)
+        elif isinstance(item, annotated_types.Le):
+            high = ("at most", item.le)
+        elif isinstance(item, annotated_types.Lt):
+            high = ("below", item.lt)
+    if low is None or high is None:
+        return None
     return low, high
 
 
@@ -96,9 +102,12 @@ def _message(error: dict, model: type[BaseModel] | None, noun: str, extra_keys: 
     if kind == CUSTOM_ERROR:
         return prefix + str(ctx.get("message", error["msg"])), False
     if kind in ("greater_than_equal", "greater_than", "less_than_equal", "less_than"):
-        low, high = _bounds(model, loc[0] if loc else None)
-        if low is not None and high is not None and len(loc) == 1:
-            return f"{prefix}must be between {_g(low)} and {_g(high)}; got {got}", False
+        bounds = _bounds(model, loc[0]) if len(loc) == 1 else None
+        if bounds:
+            (low_word, low), (high_word, high) = bounds
+            if (low_word, high_word) == ("at least", "at most"):
+                return f"{prefix}must be between {_g(low)} and {_g(high)}; got {got}", False
+            return f"{prefix}must be {low_word} {_g(low)} and {high_word} {_g(high)}; got {got}", False
         words = {"greater_than_equal": "at least", "greater_than": "more than", "less_than_equal": "at most",
                  "less_than": "less than"}[kind]
         bound = next(iter(ctx.values()), "")

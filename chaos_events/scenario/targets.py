@@ -16,8 +16,8 @@ Example (scenario):
 from __future__ import annotations
 
 import enum
-from dataclasses import dataclass
-from typing import Any
+from dataclasses import dataclass, field
+from typing import Any, Mapping
 from urllib.parse import urlsplit
 
 from pydantic import Field, field_validator, model_validator
@@ -51,10 +51,15 @@ class Target:
     kind: TargetKind
     spec: Any
     line: int | None = None
+    key_lines: Mapping[str, int] = field(default_factory=dict, compare=False)   # line of each key of the spec
 
     def __post_init__(self) -> None:
         if isinstance(self.spec, dict):
             object.__setattr__(self, "spec", TARGET_MODELS[self.kind].model_validate(self.spec))
+
+    def line_of(self, key: str) -> int | None:
+        """Where a key of this target's spec is written, for the pre-run checks' messages."""
+        return self.key_lines.get(key) or self.line
 
     def describe(self) -> str:
         return f"{self.name} ({self.kind.value})"
@@ -156,7 +161,7 @@ class EndpointTarget(ScenarioModel):
     @classmethod
     def _from_text(cls, data: Any) -> Any:
         if isinstance(data, dict):
-            return data
+            return cls._from_text(data["url"]) if set(data) == {"url"} else data
         text = parse_text(data)
         if "://" in text:
             try:

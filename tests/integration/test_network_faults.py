@@ -316,7 +316,7 @@ def _fault(name, control_url, route="echo"):
     cls = fault_type(name)
     params, problems = build_params(cls, PARAMS[name])
     assert problems == []
-    target = Target(f"{route}-route", TargetKind.PROXY, {"proxy": route, "control": control_url})
+    target = Target(f"{route}-route", TargetKind.PROXY, {"name": route, "control": control_url})
     assert cls.check(params, target) == []
     return cls(params, target)
 

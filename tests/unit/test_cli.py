@@ -77,7 +77,7 @@ targets:
 faults:
   - {at: 30s, for: 20s, fault: pause, target: broker}
   - {at: 10s, for: 5s, fault: latency, target: link, latency_ms: 100, repeat: {every: 40s, times: 2}}
-  - {at: 50s, for: 250ms, fault: kill, target: broker}
+  - {at: 50s, for: 250ms, fault: kill, target: broker, restart: false}
 """)
     proc = cli("dry-run", path, "--no-target-check")
     assert proc.returncode == 0, proc.stderr

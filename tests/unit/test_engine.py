@@ -11,7 +11,7 @@ import pytest
 
 from chaos_events.run.engine import ChaosEngine
 from chaos_events.errors import InjectionError, RevertError
-from chaos_events.faults.base import Fault, FaultContext
+from chaos_events.faults.base import FaultParams, Fault, FaultContext
 from chaos_events.run.journal import Journal
 from chaos_events.scenario.model import FaultSpec, Plan, Repeat, Target, TargetKind
 from chaos_events.record import FaultEventKind, Record
@@ -21,8 +21,7 @@ from tests.helpers import registered_faults
 WORLD: dict[str, list] = {}
 
 
-@dataclass(frozen=True)
-class LabelParams:
+class LabelParams(FaultParams):
     label: str = "x"
 
 
@@ -117,7 +116,7 @@ def make_plan(*faults: FaultSpec) -> Plan:
 
 
 def spec(index: int, type_name: str, at: float, for_s: float, label: str, repeat: Repeat | None = None) -> FaultSpec:
-    return FaultSpec(index, type_name, "box", at_s=at, for_s=for_s, params={"label": label}, repeat=repeat)
+    return FaultSpec(index, type_name, "box", at_s=at, for_s=for_s, params=LabelParams(label=label), repeat=repeat)
 
 
 class Harness:

@@ -6,8 +6,10 @@ import json
 import pytest
 
 from chaos_events.pytest_plugin import ChaosResult
-from chaos_events.scenario.plan import Phase
-from chaos_events.verdict import derive_phases, evaluate, write_reports
+from chaos_events.scenario.model import Phase
+from chaos_events.verdict.phases import derive_phases
+from chaos_events.verdict.report import write_reports
+from chaos_events.verdict.slo import evaluate
 from chaos_events.verdict.figures import phase_figures
 from chaos_events.verdict.stats import EndpointFilter
 from tests.unit.test_slo import READ, WRITE, fill, make_plan, standard_record

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 import pytest
 
 from chaos_events.errors import RevertError, SafetyError
-from chaos_events.faults.base import Fault, FaultContext, fault_type
+from chaos_events.faults.base import FaultParams, Fault, FaultContext, fault_type
 from chaos_events.run.journal import Journal, JournalError, read_journal, revert_from_journal
 from chaos_events.scenario.model import Target, TargetKind
 from tests.helpers import registered_faults
@@ -16,8 +16,7 @@ from tests.helpers import registered_faults
 REVERTED: list[str] = []
 
 
-@dataclass(frozen=True)
-class NoteParams:
+class NoteParams(FaultParams):
     note: str = ""
     fail: bool = False
 
@@ -58,7 +57,7 @@ HOST = Target("box", TargetKind.HOST, {})
 
 
 def note(text: str, fail: bool = False, on: bool = True) -> Fault:
-    return NoteFault(NoteParams(text, fail), HOST, state={"on": on})
+    return NoteFault(NoteParams(note=text, fail=fail), HOST, state={"on": on})
 
 
 def test_new_journal_names_owner_and_run(tmp_path):
@@ -98,7 +97,7 @@ def test_round_trip_through_fault_from_journal(tmp_path):
         assert type(rebuilt) is type(original)
         assert rebuilt.params == original.params
         assert (rebuilt.target.name, rebuilt.target.kind) == (original.target.name, original.target.kind)
-        assert dict(rebuilt.target.spec) == json.loads(json.dumps(dict(original.target.spec)))
+        assert rebuilt.target.spec == original.target.spec
         assert rebuilt.state == original.state
 
 

@@ -3,14 +3,13 @@ from __future__ import annotations
 
 import os
 import sys
-from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
 from chaos_events.errors import PlanError
 from chaos_events.faults import base as fault_base
-from chaos_events.faults.base import Fault, known_fault_types, register
+from chaos_events.faults.base import Fault, FaultParams, known_fault_types, register
 from chaos_events.scenario.model import Phase, Plan, ProbeKind, Repeat, SloMetric, TargetKind
 from chaos_events.scenario.loader import load_plan, parse_plan
 from chaos_events.scenario.preflight import PreflightOptions, preflight
@@ -45,19 +44,19 @@ targets:
   h: {host: local}
   k: {kafka: {bootstrap: "127.0.0.1:9092,127.0.0.1:9093", topic: events}}
 """)
-    spec = {name: (t.kind, dict(t.spec)) for name, t in plan.targets.items()}
+    spec = {name: (t.kind, t.spec.model_dump(exclude_none=True)) for name, t in plan.targets.items()}
     assert spec == {
-        "p1": (TargetKind.PROCESS, {"pidfile": ".run/broker.pid", "restart": [sys.executable, "-m", "chaos_events.demo", "start-part", "broker"], "cwd": "/tmp"}),
-        "p2": (TargetKind.PROCESS, {"pid": 4242, "restart": None, "cwd": None}),
-        "p3": (TargetKind.PROCESS, {"command": ["sleep", "60"], "restart": None, "cwd": None}),
+        "p1": (TargetKind.PROCESS, {"pidfile": ".run/broker.pid", "restart": (sys.executable, "-m", "chaos_events.demo", "start-part", "broker"), "cwd": "/tmp"}),
+        "p2": (TargetKind.PROCESS, {"pid": 4242}),
+        "p3": (TargetKind.PROCESS, {"command": ("sleep", "60")}),
         "c1": (TargetKind.CONTAINER, {"name": "wotr-kafka-1"}),
         "c2": (TargetKind.CONTAINER, {"label": "app=kafka"}),
-        "x1": (TargetKind.PROXY, {"proxy": "kafka", "control": None}),
-        "x2": (TargetKind.PROXY, {"proxy": "api", "control": "http://127.0.0.1:8474"}),
+        "x1": (TargetKind.PROXY, {"route": "kafka", "server": "harness"}),
+        "x2": (TargetKind.PROXY, {"route": "api", "control": "http://127.0.0.1:8474", "server": "harness"}),
         "d": (TargetKind.DIRECTORY, {"path": "/var/tmp"}),
-        "e1": (TargetKind.ENDPOINT, {"host": "127.0.0.1", "port": 8000, "url": None}),
+        "e1": (TargetKind.ENDPOINT, {"host": "127.0.0.1", "port": 8000}),
         "e2": (TargetKind.ENDPOINT, {"host": "localhost", "port": 8001, "url": "http://localhost:8001/api"}),
-        "e3": (TargetKind.ENDPOINT, {"host": "::1", "port": 9000, "url": None}),
+        "e3": (TargetKind.ENDPOINT, {"host": "::1", "port": 9000}),
         "h": (TargetKind.HOST, {}),
         "k": (TargetKind.KAFKA, {"bootstrap": "127.0.0.1:9092,127.0.0.1:9093", "topic": "events"}),
     }
@@ -94,32 +93,34 @@ settings: {recovery_window: 45s, sustain: 10s, allowed_hosts: [staging.internal]
 """)
     assert plan.name == "full" and plan.description == "a whole scenario" and plan.source == "x.yml"
     first, second = plan.faults
-    assert (first.index, first.type, first.target, first.at_s, first.for_s, dict(first.params), first.repeat, first.line) == \
+    assert (first.index, first.type, first.target, first.at_s, first.for_s, first.params.model_dump(), first.repeat, first.line) == \
         (0, "pause", "broker", 30.0, 20.0, {}, None, 12)
-    assert (second.type, second.at_s, second.for_s, dict(second.params), second.repeat) == \
-        ("latency", 60.0, 10.0, {"latency_ms": "250ms"}, Repeat(every_s=30.0, times=3))
+    assert (second.type, second.at_s, second.for_s, second.params.latency_ms, second.repeat) == \
+        ("latency", 60.0, 10.0, 250.0, Repeat(every_s=30.0, times=3))
     assert second.occurrences() == [(60.0, 70.0), (90.0, 100.0), (120.0, 130.0)]
     assert [(w[0], w[2].index) for w in plan.fault_windows()] == [(30.0, 0), (60.0, 1), (90.0, 1), (120.0, 1)]
 
     health, lag, alerts = plan.probes["health"], plan.probes["lag"], plan.probes["alerts"]
-    assert (health.kind, health.every_s, dict(health.params)) == \
-        (ProbeKind.HTTP, 0.5, {"url": "http://127.0.0.1:8000/health", "expect_status": (200, 204), "timeout_s": 1.0})
-    assert (lag.kind, lag.every_s, dict(lag.params)) == (ProbeKind.KAFKA_LAG, 2.0, {"bootstrap": "127.0.0.1:9092", "group": "g", "topic": "events"})
-    assert (alerts.kind, alerts.every_s, dict(alerts.params)) == (ProbeKind.PROMETHEUS_ALERTS, 5.0, {"url": None})
+    assert (health.kind, health.every_s, health.params.model_dump()) == \
+        (ProbeKind.HTTP, 0.5, {"url": "http://127.0.0.1:8000/health", "every_s": 0.5, "expect_status": (200, 204), "timeout_s": 1.0})
+    assert (lag.kind, lag.every_s, lag.params.model_dump()) == \
+        (ProbeKind.KAFKA_LAG, 2.0, {"bootstrap": "127.0.0.1:9092", "group": "g", "topic": "events", "every_s": 2.0})
+    assert (alerts.kind, alerts.every_s, alerts.params.model_dump()) == (ProbeKind.PROMETHEUS_ALERTS, 5.0, {"url": None, "every_s": 5.0})
 
-    slos = {s.name: (s.metric, dict(s.params)) for s in plan.slos}
+    slos = {s.name: (s.metric, s.params.model_dump()) for s in plan.slos}
     assert slos == {
         "errors": (SloMetric.ERROR_RATE, {"during": Phase.FAULT, "max": 0.1, "endpoints": ("POST /api/events",)}),
-        "p95": (SloMetric.LATENCY, {"percentile": 95.0, "during": Phase.FAULT, "max": None, "max_ratio": 2.5, "endpoints": ()}),
-        "detect": (SloMetric.DETECTION_TIME, {"via": "health", "max": 30.0, "targets": ()}),
-        "rec": (SloMetric.RECOVERY_TIME, {"max": 60.0, "endpoints": (), "method": "band", "targets": ()}),
+        "p95": (SloMetric.LATENCY, {"percentile": 95.0, "during": Phase.FAULT, "max_s": None, "max_ratio": 2.5, "endpoints": ()}),
+        "detect": (SloMetric.DETECTION_TIME, {"via": "health", "max_s": 30.0, "targets": (), "endpoints": (), "alerts": ()}),
+        "rec": (SloMetric.RECOVERY_TIME, {"max_s": 60.0, "endpoints": (), "method": "band", "targets": ()}),
         "lost": (SloMetric.LOST_WRITES, {"max": 0, "check": "kafka"}),
-        "alerts": (SloMetric.ALERTS_FIRED, {"alerts": ("KafkaConsumerLagHigh",), "within": 120.0, "silent_failure": True, "probe": None}),
+        "alerts": (SloMetric.ALERTS_FIRED, {"alerts": ("KafkaConsumerLagHigh",), "within_s": 120.0, "silent_failure": True,
+                                            "probe": None, "endpoints": ()}),
         "truth": (SloMetric.HEALTH_TRUTHFUL, {"probe": "health", "endpoints": ("POST /api/events", "GET /health"), "error_threshold": 0.5, "max": 0}),
         "blast": (SloMetric.BLAST_RADIUS, {"endpoints": ("GET /api/explorer",), "during": Phase.FAULT, "max": 0, "max_ratio": 1.5}),
         "bad": (SloMetric.DATA_REJECTED, {"max_accepted": 0}),
         "thr": (SloMetric.THROUGHPUT_DROP, {"during": Phase.ALL, "max": 0.5, "endpoints": ()}),
-        "dup": (SloMetric.DUPLICATES, {"max": 3}),
+        "dup": (SloMetric.DUPLICATES, {"max": 3, "check": None}),
     }
     s = plan.settings
     assert (s.recovery_window_s, s.sustain_s, s.allowed_hosts, s.catch_up_s) == (45.0, 10.0, ("staging.internal",), 60.0)
@@ -147,11 +148,11 @@ slos:
 """
     plan = parse(text, {"RUN_DIR": "/srv/run", "CORES": "2", "MAX": "0.25", "START": ""})
     assert plan.name == "fallback"                      # unset -> default
-    assert plan.targets["d"].spec["path"] == "/srv/run/data"
-    assert plan.targets["api"].spec["url"] == "http://127.0.0.1:8000"
+    assert plan.targets["d"].spec.path == "/srv/run/data"
+    assert plan.targets["api"].spec.url == "http://127.0.0.1:8000"
     assert plan.faults[0].at_s == 10.0                  # empty -> default, as in the shell's :-
-    assert plan.faults[0].params == {"cores": 2}        # a plain scalar is re-typed: the number 2, not "2"
-    assert plan.slos[0].name == "cost $5" and plan.slos[0].params["max"] == 0.25
+    assert plan.faults[0].params.cores == 2             # a quoted single reference is re-typed: the number 2
+    assert plan.slos[0].name == "cost $5" and plan.slos[0].params.max == 0.25
     # Comments are not interpolated, and a value cannot change the structure.
     plan = parse("# ${NOT_SET} in a comment\nname: ${V}\n", {"V": "a: b\n- c"})
     assert plan.name == "a: b\n- c"
@@ -166,7 +167,7 @@ faults:
   - &slow {at: 10s, for: 5s, fault: latency, target: link, latency_ms: 100}
   - {<<: *slow, at: 20s, params: {jitter_ms: 10}}
 """)
-    assert [(f.at_s, dict(f.params)) for f in plan.faults] == [(10.0, {"latency_ms": 100}), (20.0, {"latency_ms": 100, "jitter_ms": 10})]
+    assert [(f.at_s, f.params.latency_ms, f.params.jitter_ms) for f in plan.faults] == [(10.0, 100.0, 0.0), (20.0, 100.0, 10.0)]
 
 
 def test_proxy_toxics_of_different_types_on_different_streams_may_overlap():
@@ -187,9 +188,9 @@ def test_extra_allowed_hosts_and_settings_allow_remote_targets():
     with pytest.raises(PlanError):
         parse(text)
     assert parse(text, extra_allowed=("db.staging",)).extra_allowed == ("db.staging",)
-    assert parse(text, extra_allowed="other, db.staging").targets["db"].spec["host"] == "db.staging"
-    assert parse(text + "settings: {allowed_hosts: [db.staging]}\n").targets["db"].spec["port"] == 5432
-    assert parse(text.replace("db.staging", "192.0.2.3") + "settings: {allowed_hosts: [192.0.2.0/24]}\n").targets["db"].spec["host"] == "192.0.2.3"
+    assert parse(text, extra_allowed="other, db.staging").targets["db"].spec.host == "db.staging"
+    assert parse(text + "settings: {allowed_hosts: [db.staging]}\n").targets["db"].spec.port == 5432
+    assert parse(text.replace("db.staging", "192.0.2.3") + "settings: {allowed_hosts: [192.0.2.0/24]}\n").targets["db"].spec.host == "192.0.2.3"
 
 
 def test_live_targets_pass_the_target_checks(tmp_path):
@@ -203,7 +204,7 @@ targets:
   sh: {{process: {{command: [sh, -c, 'sleep 1']}}}}
   d: {{directory: '{tmp_path}'}}
 """, check_targets=True)
-    assert plan.targets["me"].spec["restart"][0] == sys.executable
+    assert plan.targets["me"].spec.restart[0] == sys.executable
     assert set(plan.targets) == {"me", "me2", "sh", "d"}
 
 
@@ -219,8 +220,7 @@ def test_load_plan_reads_a_file(tmp_path):
 def checking_fault_type():
     """A throwaway fault type whose `check` reports a cap and can blow up; unregistered afterwards."""
 
-    @dataclass(frozen=True)
-    class Params:
+    class Params(FaultParams):
         level: int = 1
 
     class Checking(Fault):
@@ -228,7 +228,7 @@ def checking_fault_type():
         target_kinds = frozenset({TargetKind.HOST})
 
         @classmethod
-        def check(cls, params, target):
+        def preflight(cls, params, target):
             if params.level > 5:
                 return [f"level {params.level} is above the cap of 5"]
             if params.level == 0:
@@ -252,7 +252,7 @@ def test_fault_check_messages_are_reported(checking_fault_type):
         parse(text, check_targets=True)
     assert [str(p) for p in info.value.problems] == [
         "x.yml:5 faults[0] (test_checking_fault): level 9 is above the cap of 5",
-        "x.yml:6 faults[1] (test_checking_fault): check failed: RuntimeError: boom",
+        "x.yml:6 faults[1] (test_checking_fault): pre-run check failed: RuntimeError: boom",
     ]
     assert len(parse(text).faults) == 3  # offline validation leaves machine checks to the run
 
@@ -277,7 +277,7 @@ def test_shipped_scenarios_are_valid(path: Path):
     assert plan.name == path.stem and plan.faults and plan.slos
     for target in plan.targets.values():
         if target.kind is TargetKind.PROCESS:
-            assert target.spec["pidfile"].startswith(".run/demo/") and target.spec["restart"][0] == sys.executable
+            assert target.spec.pidfile.startswith(".run/demo/") and target.spec.restart[0] == sys.executable
 
 
 def test_shipped_scenarios_cover_the_seed_categories():
@@ -302,6 +302,8 @@ faults:
 """
     plan = parse_plan(text, "start.yml")
     assert [f.type for f in plan.faults] == ["start", "start"]
+    preflight(plan, PreflightOptions(environ={}))
     with pytest.raises(PlanError) as err:
-        parse_plan(text.replace("fault: start, target: stale", "fault: pause, target: stale"), "start.yml")
+        pausing = parse_plan(text.replace("fault: start, target: stale", "fault: pause, target: stale"), "start.yml")
+        preflight(pausing, PreflightOptions(environ={}))
     assert str(err.value) == f"start.yml:5 targets.stale (process): process 999999999 from pidfile '{stale}' is not running"

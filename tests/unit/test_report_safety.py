@@ -11,8 +11,9 @@ from html.parser import HTMLParser
 import pytest
 
 from chaos_events.record import FaultEvent, FaultEventKind
-from chaos_events.scenario.plan import SloMetric
-from chaos_events.verdict import evaluate, write_reports
+from chaos_events.scenario.model import SloMetric
+from chaos_events.verdict.report import write_reports
+from chaos_events.verdict.slo import evaluate
 from chaos_events.verdict.escape import md_inline, printable
 from tests.unit.test_report import _run
 from tests.unit.test_slo import START, fill, inject, make_plan, revert, slo, standard_record

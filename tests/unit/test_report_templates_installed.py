@@ -23,8 +23,9 @@ PROBE = """
 import json, sys, tempfile
 import chaos_events
 from chaos_events.record import Record
-from chaos_events.scenario.plan import Plan
-from chaos_events.verdict import evaluate, write_reports
+from chaos_events.scenario.model import Plan
+from chaos_events.verdict.report import write_reports
+from chaos_events.verdict.slo import evaluate
 from chaos_events.verdict.documents import html_environment, markdown_environment
 
 plan = Plan(name="installed", source="s.yml", targets={}, probes={}, faults=(), slos=())

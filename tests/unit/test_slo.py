@@ -43,8 +43,10 @@ def make_plan(faults=((30.0, 20.0, "pause", "broker"),), slos=(), probes=None, n
 
 
 def slo(metric: SloMetric, name: str | None = None, optional: bool = False, **params) -> SloSpec:
-    """An SLO with its params built by the metric's own model, as the loader builds them."""
-    return SloSpec(name or metric.value, metric, metric_def(metric).Params.model_validate(params), optional=optional)
+    """An SLO with its params built by the metric's own model, as the loader builds them (the least it needs, from
+    MINIMAL_PARAMS, unless given)."""
+    values = params or MINIMAL_PARAMS.get(metric, {})
+    return SloSpec(name or metric.value, metric, metric_def(metric).Params.model_validate(values), optional=optional)
 
 
 def fill(rec: Record, t0: int, t1: int, rps: int = 10, fail: float = 0.0, latency_ms: float = 20.0,
@@ -506,7 +508,7 @@ def test_exit_codes():
 
 
 def test_empty_record_is_all_not_verifiable():
-    specs = [slo(m, **MINIMAL_PARAMS.get(m, {})) for m in SloMetric]
+    specs = [slo(m) for m in SloMetric]
     rec = Record(run_id="r", scenario="x", start_wall=START)
     v = evaluate(make_plan(slos=specs), rec)
     assert v.exit_code == 3 and "experiment incomplete: f0#1 (pause broker) not injected" in v.headline

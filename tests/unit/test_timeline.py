@@ -6,7 +6,7 @@ from chaos_events.run.timeline import Action, Step, Timeline, schedule
 
 
 def make_plan(*faults: FaultSpec) -> Plan:
-    targets = {"broker": Target("broker", TargetKind.PROCESS, {"pid": 1}), "api": Target("api", TargetKind.PROXY, {"proxy": "api"})}
+    targets = {"broker": Target("broker", TargetKind.PROCESS, {"pid": 4242}), "api": Target("api", TargetKind.PROXY, {"name": "api"})}
     return Plan(name="t", source="t.yml", targets=targets, probes={}, faults=tuple(faults), slos=())
 
 
