@@ -210,9 +210,7 @@ print(json.dumps({{"ticks": ticks_while_producing, **final}}))
 
 
 def test_poison_messages_without_a_topic_is_refused_before_the_run():
-    cls = fault_type("poison_messages")
-    params, _ = build_params(cls, {"rate_per_s": 1})
-    assert cls.check(params, Target("events", TargetKind.KAFKA, {"bootstrap": "127.0.0.1:9092"})) == [
-        "target events names no topic and parameter 'topic' is not set"]
-    with_topic, _ = build_params(cls, {"rate_per_s": 1, "topic": "events"})
-    assert cls.check(with_topic, Target("events", TargetKind.KAFKA, {"bootstrap": "127.0.0.1:9092"})) == []
+    with pytest.raises(PlanError) as info:
+        parse_plan("name: t\ntargets:\n  events: {kafka: {bootstrap: '127.0.0.1:9092'}}\nfaults:\n"
+                   "  - {at: 1s, for: 1s, fault: poison_messages, target: events, rate_per_s: 1}\n", "x.yml", environ={})
+    assert str(info.value) == "x.yml:3 targets.events (kafka): missing key 'topic'"

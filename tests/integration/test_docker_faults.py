@@ -218,8 +218,8 @@ def test_a_run_naming_a_missing_or_unlabelled_container_is_refused_before_any_lo
     locustfile.write_text("import chaos_events\nfrom locust import FastHttpUser, task\n"
                           "class U(FastHttpUser):\n    @task\n    def t(self):\n        self.client.get('/')\n")
     for container, expected in [
-        ("chaos-no-such-container", "targets.web: container target 'web': no container named 'chaos-no-such-container'"),
-        (web.name, f"targets.web: container target 'web': container {web.name!r} has not opted in to faults"),
+        ("chaos-no-such-container", "targets.web (container): container target 'web': no container named 'chaos-no-such-container'"),
+        (web.name, f"targets.web (container): container target 'web': container {web.name!r} has not opted in to faults"),
     ]:
         scenario = tmp_path / "s.yml"
         scenario.write_text(f"name: c\ntargets:\n  web: {{container: {container}}}\n"
