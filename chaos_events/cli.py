@@ -26,7 +26,7 @@ DEFAULT_JOURNAL = ".run/chaos-journal.json"
 EXIT_OK, EXIT_BAD_INPUT, EXIT_REVERT_FAILED = 0, 2, 4
 # Subcommands that own their whole argument list (their own --help included).
 DELEGATED = {
-    "proxy": ("chaos_events.backends.proxy", "the TCP fault proxy: routes plus a control API"),
+    "proxy": ("chaos_events.backends.proxy.cli", "the TCP fault proxy (Toxiproxy's HTTP API): routes plus a control API"),
     "watchdog": ("chaos_events.run.watchdog", "revert the journal's faults when a watched process dies"),
 }
 

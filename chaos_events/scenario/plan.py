@@ -760,14 +760,20 @@ class _Loader:
         if isinstance(node, ScalarNode):
             route = self.text(node, field, "proxy")
             return BAD if route is BAD else {"proxy": route, "control": None}
-        values = self.keyed(node, field, "a route name or a mapping with name and control", ("name", "control"), required=("name",))
+        values = self.keyed(node, field, "a route name or a mapping with name, control and server",
+                            ("name", "control", "server"), required=("name",))
         if values is None:
             return BAD
         route = self.text(values["name"], field, "name") if "name" in values else BAD
         control = None
         if "control" in values:
             control = self.url(values["control"], field, "control", settings)
-        return BAD if BAD in (route, control) else {"proxy": route, "control": control}
+        # server: which proxy answers at `control`: the harness's own (default) or a real Toxiproxy. Kept only when
+        # given, so the spec of a harness route stays {"proxy", "control"}; readers default it to "harness".
+        server = self.choice(values["server"], field, "server", ("harness", "toxiproxy")) if "server" in values else None
+        if BAD in (route, control, server):
+            return BAD
+        return {"proxy": route, "control": control, **({"server": server} if server else {})}
 
     def target_directory(self, node: Node, field: str, settings: Any) -> Any:
         path = self.text(node, field, "directory")
