@@ -196,8 +196,8 @@ class Connection:
         try:
             while True:
                 data = src.recv(CHUNK_BYTES)
-                if data and not toxics and queue.empty() and direction not in self._writing:
-                    # Fast path: no toxic on the route and nothing pending in this direction, so order is kept
+                if data and queue.empty() and direction not in self._writing and not (toxics and self.affecting(direction)):
+                    # Fast path: no toxic affects this direction and nothing is pending in it, so order is kept
                     # without the queue and the writer greenlet (about 1.5x the throughput of the toxic path).
                     dst.sendall(data)
                     continue
