@@ -1,6 +1,7 @@
 """A tiny TCP peer for the proxy benchmark: `python -m bench._netpeer PORT`. One thread per connection; the first
-byte picks the mode: E echo 64-byte messages, S sink (read to EOF, answer the byte count), D download (read an 8-byte
-length, send that many bytes, close). Standard library only; listens on 127.0.0.1 only.
+byte picks the mode: E echo 64-byte messages, S sink (read to EOF, answer the byte count), U upload (read an 8-byte
+length, read that many bytes, answer the byte count: no half-close, which Toxiproxy does not pass on), D download
+(read an 8-byte length, send that many bytes, close). Standard library only; listens on 127.0.0.1 only.
 """
 from __future__ import annotations
 
@@ -38,6 +39,15 @@ def handle(conn: socket.socket) -> None:
             total = 0
             while True:
                 part = conn.recv(CHUNK)
+                if not part:
+                    break
+                total += len(part)
+            conn.sendall(struct.pack("!Q", total))
+        elif mode == b"U":
+            (size,) = struct.unpack("!Q", _recv_exact(conn, 8))
+            total = 0
+            while total < size:
+                part = conn.recv(min(CHUNK, size - total))
                 if not part:
                     break
                 total += len(part)

@@ -26,7 +26,7 @@ from chaos_events.scenario.model import Plan
 
 # Subcommands that own their whole argument list (their own --help included).
 DELEGATED = {
-    "proxy": ("chaos_events.backends.proxy", "the TCP fault proxy: routes plus a control API"),
+    "proxy": ("chaos_events.backends.proxy.cli", "the TCP fault proxy (Toxiproxy's HTTP API): routes plus a control API"),
     "watchdog": ("chaos_events.run.watchdog", "revert the journal's faults when a watched process dies"),
 }
 

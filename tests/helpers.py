@@ -61,6 +61,35 @@ def require_chromium() -> None:
     require("Chromium", bool(shutil.which("chromium")), "chromium not on PATH (apt-get install chromium)")
 
 
+# The Toxiproxy release .ci/run installs (go install ...@TOXIPROXY_VERSION into TOXIPROXY_CACHE/bin).
+TOXIPROXY_VERSION = "v2.12.0"
+TOXIPROXY_CACHE = Path.home() / ".cache" / "chaos-events" / "toxiproxy" / TOXIPROXY_VERSION
+
+
+@dataclass(frozen=True)
+class Toxiproxy:
+    server: str
+    cli: str
+
+
+def toxiproxy_binaries() -> Toxiproxy | None:
+    """Toxiproxy's server and CLI: in $CHAOS_TOXIPROXY_BIN, else in the cache .ci/run fills; None when absent."""
+    directory = Path(os.environ.get("CHAOS_TOXIPROXY_BIN") or TOXIPROXY_CACHE / "bin")
+    server, cli = directory / "server", directory / "cli"
+    if server.is_file() and os.access(server, os.X_OK) and cli.is_file() and os.access(cli, os.X_OK):
+        return Toxiproxy(str(server), str(cli))
+    return None
+
+
+def require_toxiproxy() -> Toxiproxy:
+    """Toxiproxy's binaries, or skip (fail under CHAOS_REQUIRE_REAL_PARTS=1) saying how to get them."""
+    found = toxiproxy_binaries()
+    require("Toxiproxy", found is not None,
+            f"no server and cli in $CHAOS_TOXIPROXY_BIN or {TOXIPROXY_CACHE / 'bin'} (.ci/run installs them: "
+            f"GOBIN=DIR go install github.com/Shopify/toxiproxy/v2/cmd/server@{TOXIPROXY_VERSION} .../cmd/cli@{TOXIPROXY_VERSION})")
+    return found
+
+
 @dataclass
 class LocustRun:
     returncode: int

@@ -77,11 +77,11 @@ def _assert_added(measured_ms, configured_ms):
 def test_latency_adds_what_was_configured_and_removal_restores_existing_connections(proxy, client):
     with _connect(proxy.listen_address("echo")) as sock:
         base = _median_rtt_ms(sock)
-        client.add_toxic("echo", "lat", "latency", {"latency_ms": 100})
+        client.add_toxic("echo", "lat", "latency", {"latency": 100})
         _assert_added(_median_rtt_ms(sock) - base, 100)
         client.remove_toxic("echo", "lat")
-        client.add_toxic("echo", "lat-up", "latency", {"latency_ms": 40}, stream="upstream")
-        client.add_toxic("echo", "lat-down", "latency", {"latency_ms": 40}, stream="downstream")
+        client.add_toxic("echo", "lat-up", "latency", {"latency": 40}, stream="upstream")
+        client.add_toxic("echo", "lat-down", "latency", {"latency": 40}, stream="downstream")
         _assert_added(_median_rtt_ms(sock) - base, 80)
         client.reset()
         _assert_added(_median_rtt_ms(sock) - base, 0)  # the same connection is fast again
@@ -89,7 +89,7 @@ def test_latency_adds_what_was_configured_and_removal_restores_existing_connecti
 
 def test_latency_removed_while_a_chunk_waits_releases_it(proxy, client):
     with _connect(proxy.listen_address("echo"), timeout=5) as sock:
-        client.add_toxic("echo", "lat", "latency", {"latency_ms": 3000})
+        client.add_toxic("echo", "lat", "latency", {"latency": 3000})
         start = time.perf_counter()
         sock.sendall(b"x")
         threading.Timer(0.2, client.remove_toxic, ("echo", "lat")).start()
@@ -98,8 +98,8 @@ def test_latency_removed_while_a_chunk_waits_releases_it(proxy, client):
 
 
 def test_bandwidth_is_within_20_percent(proxy, client):
-    rate_kbps, size = 4000.0, 250_000  # 500 kB/s, so 0.5 s
-    client.add_toxic("echo", "bw", "bandwidth", {"rate_kbps": rate_kbps})
+    rate_kbps, size = 4000.0, 250_000  # 500 KB/s, so 0.5 s
+    client.add_toxic("echo", "bw", "bandwidth", {"rate": rate_kbps / 8})
     with _connect(proxy.listen_address("echo"), timeout=5) as sock:
         sender = threading.Thread(target=sock.sendall, args=(b"b" * size,))
         start = time.perf_counter()
@@ -140,17 +140,23 @@ def test_partition_stalls_existing_and_new_connections_then_heals_intact(proxy, 
         existing.close()
 
 
-def test_reset_peer_gives_econnreset(proxy, client):
+def test_reset_peer_resets_after_the_first_data_as_toxiproxy_does(proxy, client):
     address = proxy.listen_address("echo")
-    with _connect(address) as existing:
-        client.add_toxic("echo", "rst", "reset_peer", {"timeout_ms": 100})
+    with _connect(address) as existing, _connect(address) as idle:
+        assert _round_trip_ms(existing) >= 0
+        client.add_toxic("echo", "rst", "reset_peer", {"timeout": 100}, stream="upstream")
+        start = time.perf_counter()
+        existing.sendall(b"x")  # the first upstream data arms it: swallowed, then the reset 100 ms later
         with pytest.raises(ConnectionResetError):
             existing.recv(10)
+        assert time.perf_counter() - start >= 0.09
+        client.remove_toxic("echo", "rst")
+        assert _round_trip_ms(idle) >= 0  # it sent nothing while the toxic was there: untouched
+    client.add_toxic("echo", "rst", "reset_peer", {"timeout": 0})
     with _connect(address) as newcomer:
-        newcomer.sendall(b"x")
+        newcomer.sendall(b"x")  # echoed back: the first downstream data resets at once
         with pytest.raises(ConnectionResetError):
-            while newcomer.recv(10):  # the echo may come back within the 100 ms; then the reset
-                pass
+            newcomer.recv(10)
 
 
 def test_down_refuses_new_connections_closes_open_ones_and_comes_back(proxy, client):
@@ -160,7 +166,7 @@ def test_down_refuses_new_connections_closes_open_ones_and_comes_back(proxy, cli
         assert existing.recv(10) == b""
     with pytest.raises(ConnectionRefusedError):
         socket.create_connection(address, timeout=2).close()
-    assert client.routes()["echo"]["enabled"] is False
+    assert client.routes()["echo"]["enabled"] is True  # the API's switch is the user's; the toxic only holds it down
     client.remove_toxic("echo", "off")
     with _connect(address) as sock:
         assert _round_trip_ms(sock) >= 0
@@ -181,19 +187,22 @@ def test_loss_with_probability_one_stalls_or_resets(proxy, client):
             sock.recv(10)
 
 
-def test_blackhole_swallows_and_removal_restores_the_connection(proxy, client):
-    with _connect(proxy.listen_address("echo"), timeout=0.5) as sock:
-        client.add_toxic("echo", "hole", "timeout", {"timeout_ms": 0}, stream="upstream")
+def test_blackhole_swallows_and_removal_closes_what_it_swallowed_from(proxy, client):
+    address = proxy.listen_address("echo")
+    with _connect(address, timeout=0.5) as sock:
+        client.add_toxic("echo", "hole", "timeout", {"timeout": 0}, stream="upstream")
         sock.sendall(b"gone")
         with pytest.raises(socket.timeout):
             sock.recv(10)
         client.remove_toxic("echo", "hole")
         sock.settimeout(3)
-        assert _round_trip_ms(sock, b"back") >= 0
+        assert sock.recv(10) == b""  # its stream lost data: closed, as Toxiproxy's timeout toxic does
+    with _connect(address) as fresh:
+        assert _round_trip_ms(fresh, b"back") >= 0
 
 
 def test_timeout_closes_after_timeout_ms(proxy, client):
-    client.add_toxic("echo", "t", "timeout", {"timeout_ms": 150})
+    client.add_toxic("echo", "t", "timeout", {"timeout": 150})
     with _connect(proxy.listen_address("echo"), timeout=3) as sock:
         sock.sendall(b"x")
         assert sock.recv(10) == b""
@@ -210,7 +219,7 @@ def test_limit_data_slicer_and_slow_close(proxy, client):
         assert got == b"a" * 10
     client.reset()
 
-    client.add_toxic("echo", "slices", "slicer", {"average_size": 10, "delay_us": 5000})
+    client.add_toxic("echo", "slices", "slicer", {"average_size": 10, "delay": 5000})
     with _connect(address) as sock:
         sock.sendall(bytes(range(100)))
         pieces = []
@@ -220,7 +229,7 @@ def test_limit_data_slicer_and_slow_close(proxy, client):
         assert len(pieces) >= 3
     client.reset()
 
-    client.add_toxic("echo", "slow", "slow_close", {"delay_ms": 300})
+    client.add_toxic("echo", "slow", "slow_close", {"delay": 300})
     with _connect(address) as sock:
         sock.sendall(b"x")
         assert sock.recv(10) == b"x"
@@ -247,7 +256,7 @@ def test_proxy_as_a_separate_process(echo):
         client = ProxyClient(f"http://127.0.0.1:{control}")
         with _connect(("127.0.0.1", listen)) as sock:
             base = _median_rtt_ms(sock, 5)
-            client.add_toxic("echo", "lat", "latency", {"latency_ms": 50})
+            client.add_toxic("echo", "lat", "latency", {"latency": 50})
             _assert_added(_median_rtt_ms(sock, 5) - base, 50)
             assert client.remove_toxic("echo", "lat") is True
         proc.send_signal(15)
@@ -273,7 +282,7 @@ upstream.start()
 proxy = ProxyServer(["e=127.0.0.1:0=127.0.0.1:%d" % upstream.server_port], control="127.0.0.1:0").start()
 ticks = []
 ticker = gevent.spawn(lambda: [ticks.append(time.monotonic()) or gevent.sleep(0.01) for _ in iter(int, 1)])
-ProxyClient(proxy.control_url).add_toxic("e", "lat", "latency", {"latency_ms": 200})
+ProxyClient(proxy.control_url).add_toxic("e", "lat", "latency", {"latency": 200})
 with socket.create_connection(proxy.listen_address("e"), timeout=5) as sock:
     start = time.monotonic()
     sock.sendall(b"x")
@@ -383,9 +392,9 @@ def test_revert_against_an_unreachable_proxy_raises_revert_error():
     fault.state = {"toxics": ["chaos.down.echo-route.downstream.x"], "route": "echo", "control": f"http://127.0.0.1:{port}"}
     with pytest.raises(RevertError) as info:
         fault.revert(FaultContext())
-    assert str(info.value) == (f"down on echo-route: could not remove toxics: fault proxy control API at "
+    assert str(info.value) == (f"down on echo-route: could not revert: fault proxy control API at "
                                f"http://127.0.0.1:{port} unreachable (removal of toxic "
-                               "'chaos.down.echo-route.downstream.x' from route 'echo'): connection refused")
+                               "'chaos.down.echo-route.downstream.x' from proxy 'echo'): connection refused")
 
 
 def test_partition_fault_cuts_traffic_until_reverted(proxy):

@@ -178,7 +178,7 @@ def test_demo_parts_run_the_supervisors_foreground_commands(services):
     assert _command(services["demo-api"])[:3] == ["python", "-m", "chaos_events.demo.api"]
     assert _command(services["demo-consumer"])[:3] == ["python", "-m", "chaos_events.demo.consumer"]
     assert _command(services["proxy"])[:3] == ["python", "-m", "chaos_events.backends.proxy"]
-    for module in ("demo/api.py", "demo/consumer.py", "chaos_events/backends/proxy.py", "demo/supervisor.py"):
+    for module in ("demo/api.py", "demo/consumer.py", "chaos_events/backends/proxy/__main__.py", "demo/supervisor.py"):
         if not (ROOT / module).exists():
             pytest.skip(f"{module} is not there yet")
     supervisor = (ROOT / "demo/supervisor.py").read_text()
