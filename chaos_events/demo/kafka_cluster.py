@@ -42,7 +42,8 @@ JVM_OPTIONS = ("-Xms256m", "-Xmx384m", "-XX:+UseSerialGC", "-XX:TieredStopAtLeve
                "-XX:+ExitOnOutOfMemoryError", "-Djava.awt.headless=true")
 START_TIMEOUT_S = 120.0      # three JVMs, storage format and a quorum on a busy 2-core machine
 RESTART_TIMEOUT_S = 60.0
-STOP_GRACE_S = 10.0
+STOP_GRACE_S = 10.0         # one broker: time for a controlled shutdown (its leaderships move first)
+CLUSTER_STOP_GRACE_S = 5.0  # all brokers: the last ones cannot shut down cleanly without a quorum, and the data goes
 ADMIN_TIMEOUT_S = 2.0
 # Port keys of broker N and what each listener is for (error messages name both).
 LISTENERS = {"": "Kafka client listener", "_repl": "Kafka replication listener", "_controller": "KRaft controller listener"}
@@ -265,7 +266,7 @@ class KafkaCluster:
         pids = {n: self.pid(n) for n in range(self.brokers)}
         for pid in filter(None, pids.values()):
             procs.signal_group(pid, signal.SIGTERM)
-        deadline = time.monotonic() + STOP_GRACE_S
+        deadline = time.monotonic() + CLUSTER_STOP_GRACE_S
         for n, pid in pids.items():
             if pid is not None and not procs.wait_dead(pid, self._popen(n, pid), max(0.0, deadline - time.monotonic())):
                 procs.signal_group(pid, signal.SIGKILL)

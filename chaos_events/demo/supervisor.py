@@ -310,7 +310,6 @@ def start_platform(run_dir: Path, ports: dict[str, int] | None = None, kafka: st
             raise PlatformError(f"a demo platform is already running in {run_dir} (pids {running}); stop it with `python -m chaos_events.demo down --run-dir {run_dir}`")
     platform = Platform(run_dir, chosen, kafka=kafka)
     check_ports_free(chosen, _owners(kafka), PlatformError)
-    run_dir.mkdir(parents=True, exist_ok=True)
     platform._brokers = IMPLEMENTATIONS[kafka].create(platform.run_dir, chosen, [platform.topic, platform.dlq_topic], REPO, platform._start_env())
     platform.kafka_facts = platform._brokers.to_json()
     platform.save()
