@@ -341,8 +341,9 @@ class KafkaUser(User):
         self.bootstrap, self.topic = _kafka_options(environment)
         self.producer_id = new_producer_id(self.producer_prefix)
         self.seq = 0
-        # With bad options the run is quitting (exit 2); users stay idle instead of raising one traceback each.
-        self.kafka_enabled = not check_kafka_options(self.bootstrap, self.topic)
+        # With bad options (or bad settings in the environment, see _check_options_on_start) the run is quitting
+        # (exit 2); users stay idle instead of raising one traceback each.
+        self.kafka_enabled = not check_kafka_options(self.bootstrap, self.topic) and not _options_problems
 
     def next_seq(self) -> int:
         self.seq += 1

@@ -207,6 +207,52 @@ def test_acks1_leader_death_with_frozen_followers_loses_acknowledged_writes(plat
     cluster.wait_in_sync([topic], timeout_s=120)  # leave the shared cluster whole for whoever comes next
 
 
+@pytest.mark.slow  # instant, with the module's cluster running
+def test_broker_kind_is_told_by_the_cluster(platform, tansu, monkeypatch):
+    """The Tansu workarounds switch on what the cluster says it is: real Apache Kafka, and a real Tansu."""
+    from chaos_events.observe.broker_kind import ENV, BrokerKind, detect
+
+    monkeypatch.delenv(ENV, raising=False)
+    assert detect(platform.kafka_bootstrap) is BrokerKind.KAFKA
+    assert detect(tansu) is BrokerKind.TANSU
+    assert detect(f"127.0.0.1:{free_port()}", timeout_s=1.0) is BrokerKind.UNKNOWN
+    monkeypatch.setenv(ENV, "tansu")  # an explicit setting wins, without asking
+    assert detect(platform.kafka_bootstrap) is BrokerKind.TANSU
+
+
+KAFKA_ONLY_LOCUSTFILE = """
+import chaos_events
+from chaos_events.locust_plugin.users import KafkaUser
+from locust import constant, task
+
+
+class Producer(KafkaUser):
+    wait_time = constant(0.2)
+
+    @task
+    def send(self):
+        self.produce(b"x")
+"""
+
+
+@pytest.mark.parametrize("env, message", [
+    ({"CHAOS_KAFKA_PRODUCER_CONFIG": '{"acks": '},
+     "error: invalid $CHAOS_KAFKA_PRODUCER_CONFIG: expected a JSON object of librdkafka settings; Expecting value: line 1 column 9 (char 8)"),
+    ({"CHAOS_KAFKA_PRODUCER_CONFIG": '["acks", "1"]'},
+     "error: invalid $CHAOS_KAFKA_PRODUCER_CONFIG: expected a JSON object of librdkafka settings (string, number or boolean "
+     "values); got '[\"acks\", \"1\"]'"),
+    ({"CHAOS_KAFKA_BROKER_KIND": "redpanda"}, "error: invalid $CHAOS_KAFKA_BROKER_KIND: expected one of auto, kafka, tansu; got 'redpanda'"),
+], ids=["not-json", "not-an-object", "unknown-kind"])
+def test_bad_kafka_settings_in_the_environment_exit_2(tmp_path, env, message):
+    locustfile = tmp_path / "lf.py"
+    locustfile.write_text(KAFKA_ONLY_LOCUSTFILE)
+    result = run_locust(["-f", str(locustfile), "--headless", "-u", "1", "-r", "1", "--run-time", "10s",
+                         "--kafka-bootstrap", f"127.0.0.1:{free_port()}", "--chaos-metrics-port", "0"], timeout=60, env=env)
+    assert result.returncode == 2, explain(result)
+    assert message in result.stderr.splitlines(), explain(result)
+    assert "Traceback" not in result.stderr, explain(result)
+
+
 def test_missing_jars_or_java_say_what_to_do(tmp_path):
     """No cluster needed: the demo refuses to start Apache Kafka without Java or the jars, naming the fix (exit 2)."""
     demo = [sys.executable, "-m", "chaos_events.demo", "up", "--kafka", "apache", "--free-ports", "--run-dir", str(tmp_path / "run")]
