@@ -90,6 +90,16 @@ def require_toxiproxy() -> Toxiproxy:
     return found
 
 
+def require_kafka() -> None:
+    """Apache Kafka's broker needs Java 17+ and the jars that `python -m chaos_events.demo fetch-kafka` caches."""
+    from chaos_events.demo.kafka_dist import KafkaSetupError, require as kafka_ready
+
+    try:
+        kafka_ready()
+    except KafkaSetupError as exc:
+        require("Apache Kafka", False, str(exc))
+
+
 @dataclass
 class LocustRun:
     returncode: int

@@ -120,7 +120,7 @@ def test_broker_restart_loses_acknowledged_writes(fresh_platform, tmp_path, monk
         monkeypatch.setenv(name, value)
     target = load_plan(str(scenario)).targets["broker"]
     # The scenario restarts the broker exactly as the platform itself would.
-    assert list(target.spec["restart"]) == fresh_platform.restart_commands["broker"]
+    assert list(target.spec.restart) == fresh_platform.restart_commands["broker"]
     broker_before = fresh_platform.pid("broker")
     out = tmp_path / "reports"
     run = run_gameday(fresh_platform, scenario, out)

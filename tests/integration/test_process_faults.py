@@ -38,7 +38,7 @@ class Sleepers:
         return Target(name, TargetKind.PROCESS, spec)
 
     def pid(self, target: Target) -> int:
-        pid = int(Path(target.spec["pidfile"]).read_text())
+        pid = int(Path(target.spec.pidfile).read_text())
         self.seen.add(pid)
         return pid
 
@@ -174,7 +174,7 @@ def test_start_runs_a_stopped_target_and_revert_stops_it(sleepers, tmp_path):
 
 def test_a_daemonizing_restart_command_is_followed_through_its_pidfile(sleepers, tmp_path):
     running = sleepers.target()
-    pidfile = running.spec["pidfile"]
+    pidfile = running.spec.pidfile
     launcher = ["sh", "-c", f"sleep 986 </dev/null >/dev/null 2>&1 & echo $! > {pidfile}"]
     target = Target("svc", TargetKind.PROCESS, {"pidfile": pidfile, "restart": launcher})
     old = sleepers.pid(target)

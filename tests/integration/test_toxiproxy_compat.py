@@ -279,7 +279,7 @@ def _toxiproxy_fault(name, raw, control, route="echo"):
     cls = fault_type(name)
     params, problems = build_params(cls, raw)
     assert problems == []
-    target = Target("link", TargetKind.PROXY, {"proxy": route, "control": control, "server": "toxiproxy"})
+    target = Target("link", TargetKind.PROXY, {"name": route, "control": control, "server": "toxiproxy"})
     return cls(params, target), cls.check(params, target)
 
 

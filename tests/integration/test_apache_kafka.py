@@ -1,0 +1,281 @@
+"""The ledger of acknowledged writes on a real, replicated Apache Kafka: three KRaft brokers (Java processes), the
+TCP fault proxy in front of each, the demo's consumer and API, and real headless Locust runs.
+
+One platform (`--kafka apache`) is shared by the module; each test first waits until every broker runs and every
+partition is fully in sync again, since the tests before it killed and froze brokers. Tests:
+- the cluster's facts: three brokers, each advertising its own proxy route, topics with RF 3 and min.insync.replicas 2;
+- (a) kill -9 of partition 0's leader under load, restarted by the fault's revert: exit 0, nothing lost or doubled,
+  the recovery time measured;
+- (b) acks=1 with the followers frozen and the leader killed: acknowledged writes really lost, exit 3, the lost
+  count in the JUnit failure;
+- the consumer-lag probe, the demo consumer, poison messages and the dead-letter check, in one run.
+Needs Java and the jars of `python -m chaos_events.demo fetch-kafka` (tests/helpers.require_kafka).
+"""
+from __future__ import annotations
+
+import json
+import os
+import re
+import subprocess
+import sys
+import time
+import xml.etree.ElementTree as ET
+from pathlib import Path
+
+import pytest
+
+from chaos_events.demo.kafka_cluster import part_name
+from chaos_events.demo.supervisor import ROOT as DEMO_ROOT
+from tests.helpers import ROOT, free_port, require_kafka, run_locust
+
+SCENARIOS = Path(__file__).resolve().parent / "scenarios"
+LOCUSTFILE = str(ROOT / "locustfiles" / "platform.py")
+LOCUST_TIMEOUT_S = 180  # the run, the end-of-run audit (catch_up) and a busy 2-core machine
+DEMO_MAIN = str(DEMO_ROOT / "demo" / "__main__.py")
+
+
+@pytest.fixture(scope="module")
+def apache_platform(tmp_path_factory):
+    """One demo platform on a three-broker Apache Kafka cluster for the module; stopped (by pid) at the end, which
+    must leave no broker process and no data directory behind."""
+    require_kafka()
+    from chaos_events.demo.supervisor import start_platform
+
+    started = time.monotonic()
+    platform = start_platform(tmp_path_factory.mktemp("apache-kafka"), kafka="apache")
+    print(f"\napache kafka demo platform ready in {time.monotonic() - started:.1f} s")
+    cluster = platform.brokers.cluster
+    try:
+        yield platform
+    finally:
+        pids = [pid for pid in (cluster.pid(n) for n in range(cluster.brokers)) if pid]
+        platform.stop()
+        left = [pid for pid in pids if Path(f"/proc/{pid}").exists()]
+        assert not left and not cluster.data_root.exists(), f"stop left brokers {left} or {cluster.data_root}"
+
+
+@pytest.fixture
+def platform(apache_platform):
+    """The shared platform, once every broker runs and every partition of the demo topics is in sync."""
+    apache_platform.brokers.cluster.wait_in_sync([apache_platform.topic, apache_platform.dlq_topic], timeout_s=120)
+    return apache_platform
+
+
+def run(platform, scenario: str, out: Path, topic: str, run_time: str, env: dict[str, str], users: tuple[str, ...] = ()):
+    """A headless Locust run of the demo locustfile (only `users`, when given) with a scenario of SCENARIOS."""
+    out.mkdir(parents=True, exist_ok=True)
+    args = ["-f", LOCUSTFILE, *users, "--headless", "-u", "10", "-r", "10", "--run-time", run_time,
+            "--host", platform.api_url, "--kafka-bootstrap", platform.kafka_bootstrap, "--kafka-topic", topic,
+            "--chaos-plan", str(SCENARIOS / scenario), "--chaos-report-dir", str(out),
+            "--chaos-metrics-port", str(free_port()), "--chaos-journal", str(out / "journal.json")]
+    return run_locust(args, timeout=LOCUST_TIMEOUT_S, env={**platform.env(), "IT_PYTHON": sys.executable, "IT_DEMO_MAIN": DEMO_MAIN, **env})
+
+
+def explain(result) -> str:
+    return f"exit code {result.returncode}\nstdout (tail):\n{result.stdout[-5000:]}\nstderr (tail):\n{result.stderr[-4000:]}"
+
+
+def report_of(out: Path) -> tuple[dict, dict[str, dict], dict[str, ET.Element]]:
+    report = json.loads((out / "chaos-report.json").read_text())
+    results = {r["name"]: r for r in report["verdict"]["results"]}
+    cases = {case.get("name"): case for case in ET.parse(out / "chaos-report.xml").getroot().iter("testcase")}
+    return report, results, cases
+
+
+def leader_env(platform, topic: str) -> tuple[int, dict[str, str]]:
+    """The broker leading partition 0 of `topic` (admin API, now) and the scenario variables naming it."""
+    leader = platform.brokers.cluster.leader(topic, 0)
+    env = platform.env()
+    return leader, {"IT_LEADER_PART": part_name(leader), "IT_LEADER_PIDFILE": env[f"DEMO_KAFKA_BROKER_{leader}_PIDFILE"]}
+
+
+@pytest.mark.slow  # its own work is instant, but it starts the module's cluster (~15 s)
+def test_three_brokers_each_behind_its_own_proxy_route(platform):
+    from confluent_kafka.admin import AdminClient, ConfigResource
+
+    cluster = platform.brokers.cluster
+    env = platform.env()
+    assert env["DEMO_KAFKA_KIND"] == "apache" and env["DEMO_KAFKA_BROKERS"] == "3"
+    routes = {n: env[f"DEMO_KAFKA_BROKER_{n}_BOOTSTRAP"] for n in range(3)}
+    assert env["DEMO_KAFKA_BOOTSTRAP"] == ",".join(routes.values()) == platform.kafka_bootstrap
+    admin = AdminClient({"bootstrap.servers": platform.kafka_bootstrap})
+    metadata = admin.list_topics(timeout=10)
+    # Every broker advertises its proxy route, never its own client port: all client traffic passes the proxy.
+    assert {n: f"{b.host}:{b.port}" for n, b in metadata.brokers.items()} == routes
+    assert set(routes.values()).isdisjoint(env[f"DEMO_KAFKA_BROKER_{n}_DIRECT"] for n in range(3))
+    for topic in (platform.topic, platform.dlq_topic):
+        states = cluster.partition_states(topic)
+        assert len(states) == 3 and all(len(replicas) == 3 for _, replicas, _ in states.values()), states
+        config = admin.describe_configs([ConfigResource("topic", topic)])
+        entries = next(iter(config.values())).result(10)
+        assert entries["min.insync.replicas"].value == "2"
+    # Client, replication and controller listeners are separate ports of each broker.
+    ports = [cluster.ports[f"kafka_{n}{suffix}"] for n in range(3) for suffix in ("", "_repl", "_controller")]
+    assert len(set(ports)) == 9
+    assert all(Path(env[f"DEMO_KAFKA_BROKER_{n}_PIDFILE"]).read_text().strip() == str(cluster.pid(n)) for n in range(3))
+
+
+@pytest.mark.slow
+def test_consumer_lag_probe_poison_messages_and_dead_letters(platform, tmp_path):
+    out = tmp_path / "reports"
+    result = run(platform, "kafka-consumer-poison.yml", out, platform.topic, "24s", {})
+    assert result.returncode == 0, explain(result)
+    report, results, _ = report_of(out)
+
+    rejected = results["poison-dead-lettered"]
+    sent, dead_lettered = rejected["details"]["poison_sent"], rejected["details"]["dlq_count"]
+    assert rejected["status"] == "pass" and sent > 10 and dead_lettered == sent, rejected
+    pipeline = results["pipeline-complete"]
+    checks = {entry["check"]: entry for entry in pipeline["details"]["ledger"]}
+    assert pipeline["status"] == "pass" and set(checks) == {"kafka", "pipeline"}, pipeline
+    assert checks["pipeline"]["found"] == checks["pipeline"]["acknowledged"] > 50, checks  # the consumer stored them all
+
+    lag = [s for s in report["record"]["probes"] if s["probe"] == "lag"]
+    assert len(lag) > 15 and all(s["value"] is not None and s["healthy"] for s in lag), lag[:5]
+    paused = [s["value"] for s in lag if 5 <= s["t"] <= 10]
+    assert max(paused) > 5, lag  # committed offsets stood still while the consumer was frozen
+    assert lag[-1]["value"] < max(paused), lag[-5:]
+
+
+@pytest.mark.slow
+def test_leader_killed_under_load_loses_no_acknowledged_write(platform, tmp_path):
+    """Replication factor 3, min.insync.replicas=2 and the Kafka user's idempotent acks=all producer: the leader of
+    partition 0 is SIGKILLed 8 s into the run and restarted by the fault's revert 4 s later, before the failover ends. A write is only
+    acknowledged once two replicas have it, so the new leader has every one: nothing lost, nothing doubled.
+
+    The producer's delivery timeout is 30 s here, longer than the failover (the dead leader is fenced after the
+    brokers' 6 s session timeout), as a real service would set it. With the Kafka user's default of 5 s, messages
+    time out while in flight to the dead leader, librdkafka bumps the idempotent producer's epoch, and the retried
+    in-flight batches that the new leader already had are written again: ~110 duplicates per kill, measured here.
+    """
+    cluster = platform.brokers.cluster
+    leader, env = leader_env(platform, platform.topic)
+    env["CHAOS_KAFKA_PRODUCER_CONFIG"] = json.dumps({"message.timeout.ms": 30000})
+    before = cluster.pid(leader)
+    out = tmp_path / "reports"
+    result = run(platform, "kafka-leader-kill.yml", out, platform.topic, "32s", env, users=("EventProducerUser",))
+
+    assert result.returncode == 0, explain(result)
+    report, results, _ = report_of(out)
+    assert [(e["kind"], e["fault_id"]) for e in report["record"]["events"]] == [("injected", "f0#1"), ("reverted", "f0#1")]
+    lost, doubled = results["no-lost-writes"], results["no-duplicates"]
+    ledger = lost["details"]["ledger"][0]
+    assert (lost["status"], lost["value"], doubled["status"], doubled["value"]) == ("pass", 0, "pass", 0), (lost, doubled)
+    assert ledger["acknowledged"] > 500 and ledger["found"] == ledger["acknowledged"], ledger
+    recovery = results["recovery"]
+    assert recovery["status"] == "pass" and isinstance(recovery["value"], (int, float)), recovery
+    print(f"\nleader kafka-{leader} killed: {ledger['acknowledged']} acknowledged writes all found; recovery {recovery['value']:.1f} s")
+    # Against Kafka the idempotent producer recovers by itself: the Tansu workaround never replaced it.
+    assert "replacing it" not in result.stderr, explain(result)
+    after = cluster.pid(leader)
+    assert after is not None and after != before, "the revert restarted the killed broker as a new process"
+
+
+@pytest.mark.slow
+def test_acks1_leader_death_with_frozen_followers_loses_acknowledged_writes(platform, tmp_path):
+    """A configuration that loses acknowledged writes, caught by the ledger (exit 3, the count in the JUnit failure).
+
+    How: the Kafka user produces with acks=1 (the leader acknowledges once the write is in its own log). 6 s in,
+    both followers of partition 0 are frozen (SIGSTOP) for 10 s; the leader keeps acknowledging partition 0's writes
+    alone. 11 s in, the leader is SIGKILLed. When the followers resume, a follower becomes the leader with a log that
+    ends where the freeze began, and the old leader, restarted 24 s in, truncates its log to the new leader's: every
+    write acknowledged during the 5 s between freeze and kill is gone.
+    Why it is deterministic: nothing races. The followers fetch nothing while frozen, and with two of the three
+    controllers frozen the quorum can neither shrink the ISR nor move leadership, so the outcome does not depend on
+    replication lag or timing within milliseconds; 10 users acknowledge writes to partition 0 for 5 s, so the loss
+    is always dozens to hundreds of writes (122 in a run here), never zero. The topic is this test's own, so the others' data is untouched.
+    """
+    cluster = platform.brokers.cluster
+    topic = f"acks1-{os.getpid()}"
+    cluster.create_topics({topic: {}})
+    leader, env = leader_env(platform, topic)
+    followers = [n for n in range(3) if n != leader]
+    env.update({"IT_FOLLOWER_A_PIDFILE": str(cluster.pidfile(followers[0])), "IT_FOLLOWER_B_PIDFILE": str(cluster.pidfile(followers[1])),
+                "CHAOS_KAFKA_PRODUCER_CONFIG": json.dumps({"acks": "1", "enable.idempotence": False})})
+    out = tmp_path / "reports"
+    result = run(platform, "kafka-acks1-frozen-followers.yml", out, topic, "36s", env, users=("EventProducerUser",))
+
+    assert result.returncode == 3, explain(result)
+    _, results, cases = report_of(out)
+    lost = results["no-lost-writes"]
+    assert lost["status"] == "fail" and lost["value"] > 20, lost
+    failure = cases["no-lost-writes"].find("failure")
+    assert failure is not None, ET.tostring(cases["no-lost-writes"], encoding="unicode")
+    match = re.fullmatch(r"lost_writes: (\d+) acknowledged writes lost \(kafka check\), limit 0", failure.get("message"))
+    assert match and int(match.group(1)) == lost["value"], failure.get("message")
+    print(f"\nacks=1, followers frozen, leader kafka-{leader} killed: {lost['value']} acknowledged writes lost")
+    cluster.wait_in_sync([topic], timeout_s=120)  # leave the shared cluster whole for whoever comes next
+
+
+@pytest.mark.slow  # instant, with the module's cluster running
+def test_broker_kind_is_told_by_the_cluster(platform, tansu, monkeypatch):
+    """The Tansu workarounds switch on what the cluster says it is: real Apache Kafka, and a real Tansu."""
+    from chaos_events.observe.broker_kind import ENV, BrokerKind, detect
+
+    monkeypatch.delenv(ENV, raising=False)
+    assert detect(platform.kafka_bootstrap) is BrokerKind.KAFKA
+    assert detect(tansu) is BrokerKind.TANSU
+    assert detect(f"127.0.0.1:{free_port()}", timeout_s=1.0) is BrokerKind.UNKNOWN
+    monkeypatch.setenv(ENV, "tansu")  # an explicit setting wins, without asking
+    assert detect(platform.kafka_bootstrap) is BrokerKind.TANSU
+
+
+KAFKA_ONLY_LOCUSTFILE = """
+import chaos_events
+from chaos_events.locust_plugin.users import KafkaUser
+from locust import constant, task
+
+
+class Producer(KafkaUser):
+    wait_time = constant(0.2)
+
+    @task
+    def send(self):
+        self.produce(b"x")
+"""
+
+
+@pytest.mark.parametrize("env, message", [
+    ({"CHAOS_KAFKA_PRODUCER_CONFIG": '{"acks": '},
+     "error: invalid $CHAOS_KAFKA_PRODUCER_CONFIG: expected a JSON object of librdkafka settings; Expecting value: line 1 column 9 (char 8)"),
+    ({"CHAOS_KAFKA_PRODUCER_CONFIG": '["acks", "1"]'},
+     "error: invalid $CHAOS_KAFKA_PRODUCER_CONFIG: expected a JSON object of librdkafka settings (string, number or boolean "
+     "values); got '[\"acks\", \"1\"]'"),
+    ({"CHAOS_KAFKA_BROKER_KIND": "redpanda"}, "error: invalid $CHAOS_KAFKA_BROKER_KIND: expected one of auto, kafka, tansu; got 'redpanda'"),
+], ids=["not-json", "not-an-object", "unknown-kind"])
+def test_bad_kafka_settings_in_the_environment_exit_2(tmp_path, env, message):
+    locustfile = tmp_path / "lf.py"
+    locustfile.write_text(KAFKA_ONLY_LOCUSTFILE)
+    result = run_locust(["-f", str(locustfile), "--headless", "-u", "1", "-r", "1", "--run-time", "10s",
+                         "--kafka-bootstrap", f"127.0.0.1:{free_port()}", "--chaos-metrics-port", "0"], timeout=60, env=env)
+    assert result.returncode == 2, explain(result)
+    assert message in result.stderr.splitlines(), explain(result)
+    assert "Traceback" not in result.stderr, explain(result)
+
+
+def test_missing_jars_or_java_say_what_to_do(tmp_path):
+    """No cluster needed: the demo refuses to start Apache Kafka without Java or the jars, naming the fix (exit 2)."""
+    demo = [sys.executable, "-m", "chaos_events.demo", "up", "--kafka", "apache", "--free-ports", "--run-dir", str(tmp_path / "run")]
+    no_jars = subprocess.run(demo, cwd=ROOT, capture_output=True, text=True, timeout=60,
+                             env={**os.environ, "CHAOS_KAFKA_HOME": str(tmp_path / "empty-cache")})
+    assert no_jars.returncode == 2, no_jars.stderr
+    assert re.fullmatch(r"error: Apache Kafka [\d.]+ jars not found in \S+/empty-cache/[\d.]+/libs \(or incomplete\): run "
+                        r"`python -m chaos_events.demo fetch-kafka` \(Maven, once; \$CHAOS_KAFKA_HOME moves the cache\)\n",
+                        no_jars.stderr), no_jars.stderr
+    env = {k: v for k, v in os.environ.items() if k != "JAVA_HOME"}
+    no_java = subprocess.run(demo, cwd=ROOT, capture_output=True, text=True, timeout=60, env={**env, "PATH": str(Path(sys.executable).parent)})
+    assert no_java.returncode == 2
+    assert no_java.stderr.startswith("error: java not found ($JAVA_HOME/bin/java or java on PATH): Apache Kafka 4.x needs Java 17"), no_java.stderr
+    assert not (tmp_path / "run" / "kafka-0.pid").exists()
+
+
+def test_fetch_kafka_twice_does_nothing_the_second_time_and_needs_no_maven(tmp_path):
+    require_kafka()
+    from chaos_events.demo.kafka_dist import java_binary
+
+    java_home = str(Path(java_binary()).parent.parent)
+    # No mvn on PATH: a complete cache must not call Maven at all (so it also works offline).
+    env = {**os.environ, "PATH": str(Path(sys.executable).parent), "JAVA_HOME": java_home}
+    fetch = subprocess.run([sys.executable, "-m", "chaos_events.demo", "fetch-kafka"], cwd=ROOT, capture_output=True, text=True, timeout=60, env=env)
+    assert fetch.returncode == 0, fetch.stderr
+    assert re.fullmatch(r"Apache Kafka [\d.]+: already in \S+/libs \(\d+ jars\); nothing to do\n", fetch.stdout), fetch.stdout
