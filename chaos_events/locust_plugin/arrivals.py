@@ -13,8 +13,8 @@ What holds (the schedule math is in chaos_events/load/arrival_rate.py, pure and 
 - Each arrival is due at a time fixed from the run's start (test_start in this process). When it is due, one task
   (picked by weight, as Locust does) starts in a greenlet of its own. `wait_time` is not used.
 - When the user's share of max_concurrency is already in flight, the arrival is dropped: one failed request event
-  with the error "dropped: overloaded", under the request name that the same task last used (before it has used one:
-  request type ARRIVAL and the task's name), with response_time None, so that Locust counts it as a request and a
+  with the error "dropped: overloaded", under the name of the first request of the same task's latest arrival (before
+  it has made one: request type ARRIVAL and the task's name), with response_time None, so that Locust counts it as a request and a
   failure and keeps it out of the percentiles (a dropped request has no latency, and a 0 would flatter them).
 - Latency is from the intended start: every request fired inside an arrival is reported with Locust's measured time
   plus how late the arrival started (its task's start minus its due time). The client's `request_event` is wrapped
@@ -157,6 +157,7 @@ class _FromIntendedStart:
 class OpenModelUser(User):
     """Mixin base: the user starts its tasks at the arrival rate of `arrivals` instead of one after another.
 
+    Defaults: max_concurrency 100, fixed_count 1 (one user carries the whole rate).
     Invariant: at most max_concurrency // fixed_count of its arrivals are in flight; every other due arrival is one
     failed request event ("dropped: overloaded"). Example: see the module docstring.
     """

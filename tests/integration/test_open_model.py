@@ -31,8 +31,6 @@ from chaos_events.backends.process import wait_until
 from chaos_events.demo.broker import broker_argv, ensure_topics
 from tests.helpers import LOCUST, ROOT, free_port, stop_group
 
-pytestmark = pytest.mark.slow
-
 PAUSE_S = 5
 HEADER = "import chaos_events  # noqa: F401\n"
 
@@ -232,6 +230,7 @@ def p95(entry: dict) -> int:
 
 
 # -- the comparison -----------------------------------------------------------------------------------------------
+@pytest.mark.slow
 def test_the_open_model_reports_what_the_closed_model_hides(runs):
     closed, open_ = runs["closed"], runs["open"]
     for run in (closed, open_):
@@ -262,6 +261,7 @@ def test_the_open_model_reports_what_the_closed_model_hides(runs):
     assert timed(open_.report) == open_entry["num_requests"] - open_failures
 
 
+@pytest.mark.slow
 def test_a_kafka_delivery_holds_its_arrival_until_the_broker_answers(runs):
     run = runs["kafka"]
     assert run.returncode == 0, run.log[-4000:]
@@ -296,6 +296,7 @@ class Api(OpenModelUser, FastHttpUser):
 RATE, GENERATORS = 60, 4
 
 
+@pytest.mark.slow
 def test_master_and_two_workers_share_one_rate(tmp_path):
     procs = Processes()
     env = {**os.environ, "PYTHONPATH": str(ROOT), "PYTHONUNBUFFERED": "1"}
