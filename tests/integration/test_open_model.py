@@ -272,10 +272,12 @@ def test_a_kafka_delivery_holds_its_arrival_until_the_broker_answers(runs):
     assert [(f["Method"], f["Name"], f["Error"]) for f in run.failures] == [("KAFKA", "produce events", "dropped: overloaded")]
     requests, failures, slow = counted(run.report)
     in_pause = counted(run.report, pause_seconds(run.report))
-    assert in_pause[1] > KAFKA_CAP and (requests, failures) == (entry["num_requests"], entry["num_failures"])
-    # Deliveries are timed from their arrival: the held ones show the freeze, and no more than the cap were held.
-    assert 1 <= slow <= KAFKA_CAP, (slow, requests)
-    assert entry["num_none_requests"] == failures
+    assert (requests, failures) == (entry["num_requests"], entry["num_failures"])
+    assert entry["num_none_requests"] == failures  # every failure here is a drop, and a drop has no latency
+    # produce() returns at once, so only a slot held until the ack can fill the cap: the drops prove the hold.
+    assert in_pause[1] > KAFKA_CAP, in_pause
+    # Deliveries are timed from their arrival: the held ones show the freeze, and the cap kept them fewer than the drops.
+    assert 1 <= slow < in_pause[1], (slow, in_pause)
 
 
 # -- distributed: the rate is the whole load's -------------------------------------------------------------------
@@ -293,7 +295,7 @@ class Api(OpenModelUser, FastHttpUser):
     def visit(self):
         self.client.get("/")
 """
-RATE, GENERATORS = 60, 4
+RATE, GENERATORS, MAX_CONCURRENCY = 60, 4, 40
 
 
 @pytest.mark.slow
@@ -332,9 +334,9 @@ def test_master_and_two_workers_share_one_rate(tmp_path):
         assert len(found) == 1, text[-3000:]
         shares.append(int(found[0]))
     assert all(abs(share - entry["num_requests"] / 2) <= 2 + 0.05 * entry["num_requests"] for share in shares), shares
-    # Arrivals that came due while Locust was stopping (its stop blocks the hub for some milliseconds) start and are
-    # then ended by the stop: counted as arrivals, never reported as requests. A few per generator at most.
-    assert 0 <= sum(shares) - entry["num_requests"] <= 3 * GENERATORS, (shares, entry["num_requests"])
+    # An arrival counted but never reported was in flight when the stop ended it, so there are at most max_concurrency
+    # of them (here a few: those that came due while Locust's own stop blocked the hub, more on a loaded machine).
+    assert 0 <= sum(shares) - entry["num_requests"] <= MAX_CONCURRENCY, (shares, entry["num_requests"])
 
 
 # -- bad settings ------------------------------------------------------------------------------------------------------
