@@ -9,6 +9,9 @@ Here, one producer per process is shared by all Kafka users; `produce()` only en
 ONE greenlet per process calls `poll(0)` every few milliseconds; delivery callbacks only append to a queue that
 this greenlet drains on the hub, where it fires Locust's request event (and acknowledges the write to the
 ledger). At test stop, `flush` runs in a native thread of gevent's threadpool, with a bounded timeout.
+
+Open model (arrivals.py): a message produced inside an arrival carries it (`held`) to its report, which adds how late
+the arrival started and settles it, so the arrival's concurrency slot stays taken until the broker has answered.
 """
 from __future__ import annotations
 
@@ -26,6 +29,7 @@ import gevent
 from locust import User, events
 
 from chaos_events.load.payloads import new_producer_id, parse_event_id
+from chaos_events.locust_plugin.arrivals import hold_for_delivery
 from chaos_events.observe import broker_kind
 
 __all__ = ["KafkaUser", "KafkaDeliveryError", "acknowledge", "check_kafka_options"]
@@ -182,9 +186,10 @@ class _SharedProducer:
             self._last_error_log = now
             self._done.append(("log", str(err)))
 
-    def produce(self, topic: str, value: bytes, key: bytes | None, headers: list | None, producer_id: str | None, seq: int | None) -> None:
+    def produce(self, topic: str, value: bytes, key: bytes | None, headers: list | None, producer_id: str | None, seq: int | None,
+                held=None) -> None:
         started = time.monotonic()
-        callback = partial(self._delivered, self.generation, topic, len(value), producer_id, seq, started)
+        callback = partial(self._delivered, self.generation, topic, len(value), producer_id, seq, started, held)
         deadline = started + BUFFER_RETRY_S
         while True:
             try:
@@ -192,19 +197,19 @@ class _SharedProducer:
                 return
             except BufferError:
                 if time.monotonic() >= deadline:
-                    self._fire(topic, len(value), (time.monotonic() - started) * 1000, KafkaDeliveryError("producer queue full (broker not keeping up)"))
+                    self._fire(topic, len(value), (time.monotonic() - started) * 1000, KafkaDeliveryError("producer queue full (broker not keeping up)"), held)
                     return
                 self.producer.poll(0)
                 gevent.sleep(0.01)
             except Exception as exc:  # KafkaException, bad topic...: a failure, never a crash
-                self._fire(topic, len(value), (time.monotonic() - started) * 1000, KafkaDeliveryError(str(exc)))
+                self._fire(topic, len(value), (time.monotonic() - started) * 1000, KafkaDeliveryError(str(exc)), held)
                 return
 
-    def _delivered(self, generation, topic, length, producer_id, seq, started, err, msg) -> None:
+    def _delivered(self, generation, topic, length, producer_id, seq, started, held, err, msg) -> None:
         # Runs inside poll(0) on the hub, or inside flush() on a native thread: only record, never fire here.
         latency = msg.latency() if msg is not None else None
         latency_ms = latency * 1000 if latency is not None else (time.monotonic() - started) * 1000
-        self._done.append(("delivery", generation, topic, length, producer_id, seq, latency_ms, err))
+        self._done.append(("delivery", generation, topic, length, producer_id, seq, latency_ms, err, held))
 
     def _drain(self) -> None:
         while self._done:
@@ -216,14 +221,14 @@ class _SharedProducer:
                 if item[1] == self.generation:
                     self._replace_producer(item[2])
                 continue
-            _, generation, topic, length, producer_id, seq, latency_ms, err = item
+            _, generation, topic, length, producer_id, seq, latency_ms, err, held = item
             if err is None:
                 self._failing_since = None
-                self._fire(topic, length, latency_ms, None)
+                self._fire(topic, length, latency_ms, None, held)
                 if producer_id is not None and seq is not None:
                     acknowledge("kafka", producer_id, seq)
             else:
-                self._fire(topic, length, latency_ms, KafkaDeliveryError(err.str()))
+                self._fire(topic, length, latency_ms, KafkaDeliveryError(err.str()), held)
                 if generation != self.generation:
                     continue
                 if err.fatal() or err.code() in _FENCED:
@@ -268,7 +273,10 @@ class _SharedProducer:
         old, self.producer = self.producer, Producer({**producer_config(), "bootstrap.servers": self.bootstrap, "error_cb": self._on_error})
         gevent.get_hub().threadpool.spawn(_dispose, old)
 
-    def _fire(self, topic: str, length: int, response_time_ms: float, exception: Exception | None) -> None:
+    def _fire(self, topic: str, length: int, response_time_ms: float, exception: Exception | None, held=None) -> None:
+        if held is not None:  # open model: timed from the arrival's intended start; its slot is freed once reported
+            response_time_ms += held.late_ms
+            held.settle()
         self.environment.events.request.fire(
             request_type="KAFKA", name=f"produce {topic}", response_time=response_time_ms,
             response_length=length, exception=exception, context={},
@@ -358,7 +366,9 @@ class KafkaUser(User):
             value = value.encode()
         if isinstance(key, str):
             key = key.encode()
-        _producer_for(self.environment, self.bootstrap).produce(topic or self.topic, value, key, headers, producer_id, seq)
+        topic = topic or self.topic
+        held = hold_for_delivery("KAFKA", f"produce {topic}")  # open model (arrivals.py); None in the closed model
+        _producer_for(self.environment, self.bootstrap).produce(topic, value, key, headers, producer_id, seq, held)
 
     def produce_event(self, event: dict, topic: str | None = None) -> None:
         """Produce an event dict as JSON, keyed by its id, with chaos-producer/chaos-seq headers for ledger ids."""

@@ -232,7 +232,8 @@ def _abort_chaos() -> None:
 
 # -- requests (hot path) ---------------------------------------------------------------------------
 def _on_request(request_type, name, response_time, exception=None, **_kwargs):
-    _h.recorder.on_request(request_type, name, response_time or 0.0, exception is not None)
+    # None (an async request, or an open-model arrival that was dropped) is counted without a latency, as Locust does.
+    _h.recorder.on_request(request_type, name, response_time, exception is not None)
 
 
 def _on_report_to_master(client_id, data, **_kwargs):

@@ -17,7 +17,7 @@ HEAVY = {"gevent", "locust", "docker", "prometheus_client"}
 PURE_CORE = sorted(
     [p.relative_to(PACKAGE).as_posix() for p in (PACKAGE / "scenario").glob("*.py") if p.name != "preflight.py"]
     + [p.relative_to(PACKAGE).as_posix() for p in (PACKAGE / "verdict").glob("*.py")]
-    + ["run/timeline.py", "record.py", "errors.py", "load/corrupt.py", "load/payloads.py", "atomic.py"])
+    + ["run/timeline.py", "record.py", "errors.py", "load/corrupt.py", "load/payloads.py", "load/arrival_rate.py", "atomic.py"])
 
 
 def _modules() -> list[Path]:
