@@ -18,15 +18,25 @@ app in gevent's WSGI server); must not import locust, docker or prometheus_clien
 from __future__ import annotations
 
 import json
-from typing import TYPE_CHECKING, Any, Callable
+from typing import Any, Callable, Protocol
 
 from chaos_events import __version__
 from chaos_events.backends.proxy.route import ProxyError, Route
 from chaos_events.backends.proxy.spec import RouteSpec, spec_from_json, specs_from_json
 from chaos_events.backends.toxics import parse_toxic, parse_update
 
-if TYPE_CHECKING:
-    from chaos_events.backends.proxy.server import ProxyServer
+
+
+class RouteTable(Protocol):
+    """What the control API needs of the proxy (server.py's ProxyServer), declared here so the API does not import
+    the server that mounts it."""
+
+    routes: dict[str, Route]
+
+    def add_route(self, spec: RouteSpec) -> Route: ...
+
+    def remove_route(self, name: str) -> None: ...
+
 
 MAX_BODY_BYTES = 1 << 20
 SERVER_NAME = "chaos-events"
@@ -53,7 +63,7 @@ class ControlAPI:
     Example: WSGIServer(("127.0.0.1", 8474), ControlAPI(server)).start()
     """
 
-    def __init__(self, server: "ProxyServer"):
+    def __init__(self, server: RouteTable):
         self.server = server
 
     def __call__(self, environ: dict, start_response: Callable) -> list[bytes]:

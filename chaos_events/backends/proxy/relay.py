@@ -11,7 +11,7 @@ from __future__ import annotations
 import socket
 import struct
 import time
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 import gevent
 import gevent.event
@@ -20,8 +20,20 @@ import gevent.socket
 
 from chaos_events.backends.toxics import Toxic
 
-if TYPE_CHECKING:
-    from chaos_events.backends.proxy.route import Route
+
+class RouteView(Protocol):
+    """What a Connection needs of its route (route.py's Route): its toxics and randomness, a wake-up when they
+    change, and the native relay. Declared here so that the relay does not import the route that owns it."""
+
+    toxics: dict[str, Toxic]
+    rng: Any
+    relay: Any
+    upstream: tuple[str, int]
+
+    def changed(self) -> Any: ...
+
+    def relay_running(self) -> bool: ...
+
 
 CHUNK_BYTES = 65536
 # Chunks in flight per direction: enough to keep a latency toxic pipelined, bounded so a stalled peer pushes back.
@@ -47,7 +59,7 @@ class Connection:
     the close happens when it has (the run greenlet does it), so no fd is ever closed under the relay's feet.
     """
 
-    def __init__(self, route: "Route", client: Any):
+    def __init__(self, route: RouteView, client: Any):
         self.route = route
         self.client = client
         self.upstream: Any = None
