@@ -63,7 +63,7 @@ class Fault:
     summary: ClassVar[str] = ""
 
     def __init__(self, params: Any, target: Target, state: dict | None = None):
-        self.params = params
+        self.params = params if params is not None else self.Params()   # None: every parameter at its default
         self.target = target
         self.state: dict = dict(state or {})
 

@@ -18,13 +18,8 @@ from typing import Any, Mapping
 from pydantic import Field
 
 from chaos_events.scenario.fields import ScenarioModel, Seconds, TextList
+from chaos_events.scenario.probe_kinds import ProbeKind, ProbeSpec  # noqa: F401  (part of the model; defined with the kinds)
 from chaos_events.scenario.targets import Target, TargetKind  # noqa: F401  (part of the model; defined with the kinds)
-
-
-class ProbeKind(enum.Enum):
-    HTTP = "http"                            # health endpoint: status plus per-dependency state in the body
-    KAFKA_LAG = "kafka_lag"                  # consumer-group lag through the admin API
-    PROMETHEUS_ALERTS = "prometheus_alerts"  # /api/v1/alerts of a user-configured Prometheus
 
 
 class SloMetric(enum.Enum):
@@ -89,23 +84,6 @@ class FaultSpec:
     def occurrence_ids(self) -> list[str]:
         """The id of each occurrence, in the order of `occurrences()`."""
         return [occurrence_id(self.index, n) for n in range(1, len(self.occurrences()) + 1)]
-
-
-@dataclass(frozen=True)
-class ProbeSpec:
-    """Something sampled on a period during the whole run. `params` is the probe kind's model (probe_kinds.py).
-
-    Example: ProbeSpec("health", ProbeKind.HTTP, HttpProbe(url="http://127.0.0.1:8000/health", every_s=1.0))
-    """
-
-    name: str
-    kind: ProbeKind
-    params: Any
-    line: int | None = None
-
-    @property
-    def every_s(self) -> float:
-        return float(self.params.every_s)
 
 
 @dataclass(frozen=True)

@@ -11,12 +11,42 @@ Example (scenario):
 """
 from __future__ import annotations
 
-from typing import Annotated
+import enum
+from dataclasses import dataclass
+from typing import Annotated, Any
 
 from pydantic import Field, field_validator
 
 from chaos_events.scenario.fields import HttpUrl, ScenarioModel, Seconds, Text, WholeNumber, fail, shown
-from chaos_events.scenario.model import ProbeKind
+
+class ProbeKind(enum.Enum):
+    HTTP = "http"                            # health endpoint: status plus per-dependency state in the body
+    KAFKA_LAG = "kafka_lag"                  # consumer-group lag through the admin API
+    PROMETHEUS_ALERTS = "prometheus_alerts"  # /api/v1/alerts of a user-configured Prometheus
+
+
+
+@dataclass(frozen=True)
+class ProbeSpec:
+    """Something sampled on a period during the whole run. `params` is the probe kind's model (probe_kinds.py).
+
+    Example: ProbeSpec("health", ProbeKind.HTTP, HttpProbe(url="http://127.0.0.1:8000/health", every_s=1.0))
+    """
+
+    name: str
+    kind: ProbeKind
+    params: Any
+    line: int | None = None
+
+    def __post_init__(self) -> None:
+        if isinstance(self.params, dict):
+            object.__setattr__(self, "params", PROBE_MODELS[self.kind].model_validate(self.params))
+
+    @property
+    def every_s(self) -> float:
+        return float(self.params.every_s)
+
+
 
 Every = Annotated[Seconds, Field(alias="every", gt=0, description="sampling period")]
 

@@ -13,6 +13,10 @@ import urllib.error
 import urllib.request
 
 import gevent
+import pytest
+
+from chaos_events.errors import PlanError
+from chaos_events.scenario.loader import parse_plan
 
 from chaos_events.backends.bad_traffic import BadPayloadAccepted, BadTrafficSender
 from chaos_events.load.corrupt import API_KINDS, POISON_KINDS

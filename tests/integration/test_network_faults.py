@@ -326,7 +326,7 @@ def _fault(name, control_url, route="echo"):
     params, problems = build_params(cls, PARAMS[name])
     assert problems == []
     target = Target(f"{route}-route", TargetKind.PROXY, {"name": route, "control": control_url})
-    assert cls.check(params, target) == []
+    assert cls.check_plan(params, target) == [] and cls.preflight(params, target) == []
     return cls(params, target)
 
 

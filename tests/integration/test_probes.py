@@ -92,13 +92,13 @@ def test_alerts_probe_lists_firing_and_pending_alerts(http_server):
 
 
 def test_alerts_probe_without_prometheus_cannot_tell():
-    sample = build_probe(ProbeSpec("alerts", ProbeKind.PROMETHEUS_ALERTS, 2.0, {"url": None}), {"prometheus_url": ""}).sample(1.0, 1.0)
+    sample = build_probe(ProbeSpec("alerts", ProbeKind.PROMETHEUS_ALERTS, {"url": None, "every": 2.0}), {"prometheus_url": ""}).sample(1.0, 1.0)
     assert sample.healthy is None and sample.detail == {"error": NO_PROMETHEUS}
 
 
 def test_alerts_probe_takes_the_default_prometheus_url_and_reports_an_unreachable_one():
     url = f"http://127.0.0.1:{free_port()}"
-    probe = build_probe(ProbeSpec("alerts", ProbeKind.PROMETHEUS_ALERTS, 2.0, {"url": None}), {"prometheus_url": url})
+    probe = build_probe(ProbeSpec("alerts", ProbeKind.PROMETHEUS_ALERTS, {"url": None, "every": 2.0}), {"prometheus_url": url})
     sample = probe.sample(1.0, 1.0)
     assert sample.healthy is None and sample.detail["error"].startswith(f"GET {url}/api/v1/alerts: ")
 
@@ -142,8 +142,8 @@ def test_alerts_probe_against_a_real_prometheus(tmp_path):
 def test_probe_runner_samples_each_probe_on_its_period_until_stopped(http_server):
     record = Record("r", "demo", time.time())
     probes = {
-        "health": build_probe(ProbeSpec("health", ProbeKind.HTTP, 0.05, {"url": http_server + "/health", "expect_status": (200,), "timeout_s": 1.0}), {}),
-        "degraded": build_probe(ProbeSpec("degraded", ProbeKind.HTTP, 0.05, {"url": http_server + "/degraded"}), {}),
+        "health": build_probe(ProbeSpec("health", ProbeKind.HTTP, {"url": http_server + "/health", "every": 0.05, "expect_status": [200], "timeout": 1.0}), {}),
+        "degraded": build_probe(ProbeSpec("degraded", ProbeKind.HTTP, {"url": http_server + "/degraded", "every": 0.05}), {}),
     }
     t0 = time.monotonic()
     runner = ProbeRunner(probes, record, clock=lambda: time.monotonic() - t0, wall=time.time)
@@ -206,7 +206,7 @@ def test_kafka_lag_probe_reads_committed_lag_from_a_real_broker(tansu):
     finally:
         committer.close()
 
-    spec = ProbeSpec("lag", ProbeKind.KAFKA_LAG, 1.0, {"bootstrap": tansu, "group": "events-store", "topic": "events"})
+    spec = ProbeSpec("lag", ProbeKind.KAFKA_LAG, {"bootstrap": tansu, "group": "events-store", "topic": "events", "every": 1.0})
     probe = build_probe(spec, {})
     try:
         sample = probe.sample(2.0, 1002.0)

@@ -12,6 +12,7 @@ from chaos_events.backends import process as processes
 from chaos_events.errors import InjectionError, RevertError
 from chaos_events.faults.base import FaultContext, build_params, fault_type
 from chaos_events.scenario.model import Target, TargetKind
+from chaos_events.scenario.targets import ProcessTarget
 
 SLEEP = ["sleep", "986"]   # uncommon argv: cleanup ends only processes showing exactly this
 
@@ -136,7 +137,7 @@ def test_kill_with_restart_and_with_restart_false(sleepers, tmp_path):
     dead = sleepers.target(restart=None)
     dead_pid = sleepers.pid(dead)
     leave = make("kill", dead, signal="SIGTERM", restart=False)
-    assert type(leave).check(leave.params, dead) == []      # no restart command needed to leave it dead
+    assert type(leave).check_plan(leave.params, dead) == []      # no restart command needed to leave it dead
     leave.inject(ctx(tmp_path))
     assert processes.wait_until(lambda: not processes.is_alive(dead_pid), 5)
     leave.revert(ctx(tmp_path))
@@ -190,11 +191,11 @@ def test_a_daemonizing_restart_command_is_followed_through_its_pidfile(sleepers,
 def test_refusals_and_bad_input_have_exact_messages(sleepers, tmp_path):
     no_restart = sleepers.target(restart=None, name="broker")
     for type_name, reason in (("stop", "stop needs one so that its revert can start it again"),
-                              ("kill", "kill needs one so that its revert can start it again, or set `restart: false` to leave it dead"),
+                              ("kill", "kill needs one so that its revert can start it again, or give the fault the parameter `restart: false` to leave it dead"),
                               ("restart", "restart needs one to start it again")):
         cls = fault_type(type_name)
         params, _ = build_params(cls, {})
-        assert cls.check(params, no_restart) == [f"target 'broker' has no `restart` or `command` to start the process; {reason}"]
+        assert cls.check_plan(params, no_restart) == [f"target 'broker' has no `restart` or `command` to start the process; {reason}"]
         with pytest.raises(InjectionError):
             cls(params, no_restart).inject(ctx(tmp_path))
     assert processes.is_alive(sleepers.pid(no_restart))      # the refused stop touched nothing
@@ -218,10 +219,10 @@ def test_resolve_by_command_and_by_pid(sleepers):
     argv = ["sleep", "986.5"]
     proc = subprocess.Popen(argv, start_new_session=True)
     try:
-        assert processes.resolve_pid({"command": argv}, "x") == proc.pid
-        assert processes.resolve_pid({"pid": pid}, "x") == pid
+        assert processes.resolve_pid(ProcessTarget(command=argv), "x") == proc.pid
+        assert processes.resolve_pid(ProcessTarget(pid=pid), "x") == pid
         with pytest.raises(InjectionError) as err:
-            processes.resolve_pid({"command": ["sleep", "986.25"]}, "x")
+            processes.resolve_pid(ProcessTarget(command=["sleep", "986.25"]), "x")
         assert str(err.value) == "process target 'x': no running process has the command 'sleep 986.25'"
     finally:
         proc.kill()

@@ -280,7 +280,7 @@ def _toxiproxy_fault(name, raw, control, route="echo"):
     params, problems = build_params(cls, raw)
     assert problems == []
     target = Target("link", TargetKind.PROXY, {"name": route, "control": control, "server": "toxiproxy"})
-    return cls(params, target), cls.check(params, target)
+    return cls(params, target), cls.check_plan(params, target) + cls.preflight(params, target)
 
 
 def _inject(fault):
