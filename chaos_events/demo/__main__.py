@@ -18,9 +18,11 @@ from pathlib import Path
 if __package__ in (None, ""):  # run as a script: make the repository importable
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from chaos_events.demo.supervisor import DEFAULT_PORTS, PARTS, ROOT, Platform, PlatformError, start_platform  # noqa: E402
+from chaos_events.demo import prometheus as local_prometheus  # noqa: E402
+from chaos_events.demo.supervisor import DEFAULT_PORTS, PARTS, Platform, PlatformError, start_platform  # noqa: E402
 
 DEFAULT_RUN_DIR = ".run/demo"
+LOCUSTFILE = Path(__file__).resolve().parents[2] / "locustfiles" / "platform.py"  # supervisor.ROOT is the package
 
 
 def _print_platform(platform: Platform) -> None:
@@ -91,11 +93,12 @@ def cmd_gameday(args) -> int:
     ports = dict(DEFAULT_PORTS) if not args.free_ports else None
     platform = start_platform(Path(args.run_dir), ports)
     locust = Path(sys.executable).parent / "locust"
-    argv = [str(locust) if locust.exists() else "locust", "-f", str(ROOT / "locustfiles" / "platform.py"), "--headless",
+    argv = [str(locust) if locust.exists() else "locust", "-f", str(LOCUSTFILE), "--headless",
             "-u", str(args.users), "-r", str(args.spawn_rate), "--run-time", args.run_time, "--host", platform.api_url,
             "--kafka-bootstrap", platform.kafka_bootstrap, "--kafka-topic", platform.topic,
             "--chaos-plan", str(scenario), "--chaos-report-dir", args.report_dir, *args.locust_args]
     proc = None
+    prometheus = None
     interrupted = []
 
     def forward(signum, _frame):
@@ -108,6 +111,9 @@ def cmd_gameday(args) -> int:
     old_term = signal.signal(signal.SIGTERM, forward)
     try:
         _print_platform(platform)
+        # A local Prometheus with the project's rules, when there is a binary, so alerts_fired is judged.
+        prometheus = local_prometheus.for_gameday(args.locust_args, platform.run_dir / "logs", args.free_ports)
+        argv += prometheus.locust_args
         print("+ " + " ".join(argv), flush=True)
         proc = subprocess.Popen(argv, env={**os.environ, **platform.env()}, start_new_session=True)
         while True:
@@ -123,6 +129,8 @@ def cmd_gameday(args) -> int:
                 proc.wait(timeout=30)
             except subprocess.TimeoutExpired:
                 proc.kill()
+        if prometheus is not None:
+            prometheus.stop()
         print("stopping the demo platform", flush=True)
         platform.stop()
         signal.signal(signal.SIGINT, old_int)
