@@ -27,7 +27,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Iterable
 
@@ -164,11 +164,10 @@ def image_exists(tag: str) -> bool:
     return subprocess.run(["docker", "image", "inspect", tag], capture_output=True).returncode == 0
 
 
-def docker_build(context: Path, tag: str, digest: str, base: str, log: Callable[[str], None],
-                 dockerfile: Path | None = None) -> None:
-    argv = ["docker", "build", "--network", "host", "--build-arg", f"BASE_IMAGE={base}", "--label", f"{LABEL}={digest}",
-            "-t", tag]
-    argv += ["-f", str(dockerfile)] if dockerfile else []
+def docker_build(context: Path, tag: str, digest: str, build_args: dict[str, str], log: Callable[[str], None]) -> None:
+    argv = ["docker", "build", "--network", "host", "--label", f"{LABEL}={digest}", "-t", tag]
+    for key, value in build_args.items():
+        argv += ["--build-arg", f"{key}={value}"]
     _run(argv + [str(context)], f"building {tag}", log)
 
 
@@ -233,6 +232,8 @@ class Recipe:
     tag: str
     files: tuple[Path, ...]               # every input file (what the hash covers)
     stage: Callable[[Path], Path] | None  # copies the inputs into a temporary context; None: build ROOT itself
+    build_args: dict[str, str] = field(default_factory=dict)
+    on_harness: bool = False              # built FROM the harness image rather than the Debian base
 
 
 def harness_recipe() -> Recipe:
@@ -257,10 +258,12 @@ def prometheus_recipe() -> Recipe:
 def kafka_recipe() -> Recipe:
     from chaos_events.demo import kafka_dist  # the broker's jars: assembled from Maven Central by fetch-kafka
 
-    libs = kafka_dist.libs_dir()
-    jars = tuple(sorted(libs.glob("*.jar")))
-    if not jars:
-        raise ImageError(f"no Kafka jars in {libs}: run `python -m chaos_events.demo fetch-kafka` first")
+    version = kafka_dist.pinned_version()
+    libs = kafka_dist.libs_dir(version)
+    names = kafka_dist.cached_jars(libs)
+    if names is None:
+        raise ImageError(f"the Apache Kafka {version} jars are not (all) in {libs}: run `{kafka_dist.FETCH_COMMAND}` first")
+    jars = tuple(libs / name for name in [*names, kafka_dist.MANIFEST])
     recipe_files = tuple(sorted(p for p in (RECIPES / "kafka").iterdir() if p.is_file()))
 
     def stage(work: Path) -> Path:
@@ -274,14 +277,21 @@ def kafka_recipe() -> Recipe:
                 shutil.copy2(jar, work / "libs" / jar.name)
         return work
 
-    return Recipe("kafka", TAGS["kafka"], recipe_files + jars, stage)
+    return Recipe("kafka", TAGS["kafka"], recipe_files + jars, stage, {"KAFKA_VERSION": version}, on_harness=True)
 
 
 RECIPE_MAKERS: dict[str, Callable[[], Recipe]] = {"harness": harness_recipe, "kafka": kafka_recipe, "prometheus": prometheus_recipe}
 
 
 def recipe_hash(recipe: Recipe, base: str) -> str:
-    return inputs_hash(recipe.files, recipe.name, base)
+    """The inputs label: the files, the build arguments, and the base by image id (a rebuilt base changes it)."""
+    args = [f"{k}={v}" for k, v in sorted(recipe.build_args.items())]
+    return inputs_hash(recipe.files, recipe.name, image_id(base) or base, *args)
+
+
+def image_id(tag: str) -> str | None:
+    proc = subprocess.run(["docker", "image", "inspect", "--format", "{{.Id}}", tag], capture_output=True, text=True)
+    return proc.stdout.strip() if proc.returncode == 0 else None
 
 
 def build_image(recipe: Recipe, base: str, log: Callable[[str], None] = print, force: bool = False) -> str:
@@ -290,24 +300,30 @@ def build_image(recipe: Recipe, base: str, log: Callable[[str], None] = print, f
     if image_label(recipe.tag) == digest and not force:
         log(f"{recipe.tag}: up to date (inputs {digest})")
         return recipe.tag
+    build_args = {"BASE_IMAGE": base, **recipe.build_args}
     if recipe.stage is None:
-        docker_build(ROOT, recipe.tag, digest, base, log)
+        docker_build(ROOT, recipe.tag, digest, build_args, log)
         return recipe.tag
     with tempfile.TemporaryDirectory(prefix=f"chaos-{recipe.name}-") as work:
         context = recipe.stage(Path(work))
-        docker_build(context, recipe.tag, digest, base, log)
+        docker_build(context, recipe.tag, digest, build_args, log)
     return recipe.tag
 
 
 def build_all(names: Iterable[str] = IMAGES, registry: bool = False, force: bool = False,
               log: Callable[[str], None] = print) -> dict[str, str]:
     """Build the named images (and the local base they need); returns name -> tag."""
-    names = list(names)
+    names = [name for name in IMAGES if name in set(names)]  # the harness first: the Kafka image builds on it
     recipes = [RECIPE_MAKERS[name]() for name in names]  # fail on a missing input before the long steps
+    if any(r.on_harness for r in recipes) and "harness" not in names:
+        recipes.insert(0, harness_recipe())
     local_base = None if registry else build_base(log, force)
     built = {}
     for recipe in recipes:
-        base = local_base or REGISTRY_BASES["harness" if recipe.name == "harness" else "debian"]
+        if recipe.on_harness:
+            base = TAGS["harness"]
+        else:
+            base = local_base or REGISTRY_BASES["harness" if recipe.name == "harness" else "debian"]
         built[recipe.name] = build_image(recipe, base, log, force)
     return built
 
@@ -347,7 +363,7 @@ def _list() -> int:
         except ImageError as exc:
             print(f"{name}: {TAGS[name]} (cannot tell: {exc})")
             continue
-        current = image_label(recipe.tag) == recipe_hash(recipe, base)
+        current = image_label(recipe.tag) == recipe_hash(recipe, TAGS["harness"] if recipe.on_harness else base)
         print(f"{name}: {recipe.tag} ({'up to date' if current else 'needs a build'})")
     return 0
 
