@@ -7,7 +7,7 @@ DEMO_TIME ?= 2m
 DEMO_SCENARIO ?= scenarios/gameday.yml
 PYTEST_ARGS ?=
 
-.PHONY: demo test bench venv clean
+.PHONY: demo test bench venv clean images
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -23,6 +23,13 @@ demo: $(STAMP)
 
 test: $(STAMP)
 	$(PY) -m pytest -ra $(PYTEST_ARGS)
+
+# --- Images of docker-compose.locust.yml, built locally (no registry needed; cached by a hash of their inputs).
+# The Kafka image needs the broker's jars: fetch-kafka assembles them with Maven, once.
+images: $(STAMP)
+	$(PY) -m chaos_events.demo fetch-kafka
+	$(PY) -m chaos_events.demo.images build
+# --- end of the images target
 
 bench: $(STAMP)
 	$(PY) -m bench

@@ -7,7 +7,7 @@ Without `--registry`, a Debian bookworm base is made from scratch: debootstrap (
 /opt/venv) from the machine's OWN apt mirror, read from /etc/apt/sources.list.d/*.sources or
 /etc/apt/sources.list at run time, then `docker import`. Every other image builds on it with
 `docker build --network host`, which installs Debian and PyPI packages. With `--registry`, the bases are pulled
-instead (python:3.11-slim for the harness, debian:bookworm-slim for Kafka and Prometheus) and debootstrap is skipped.
+instead (python:3.11-slim for the harness and Kafka, debian:bookworm-slim for Prometheus) and debootstrap is skipped.
 
 Caching: each image carries the label `chaos-events.inputs`, a hash of everything that goes into it (recipe files,
 build context, base image). An image whose label matches is not rebuilt; a changed input rebuilds it (Docker's
@@ -29,7 +29,7 @@ import sys
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Iterable
+from typing import IO, Callable, Iterable
 
 from chaos_events.errors import ChaosError
 
@@ -43,7 +43,8 @@ BASE_RECIPE = "1"
 VENV = "/opt/venv"
 LOCAL_CA_DIR = Path("/usr/local/share/ca-certificates")
 BASE_ENV = (f"PATH={VENV}/bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin", "LANG=C.UTF-8")
-REGISTRY_BASES = {"harness": "python:3.11-slim", "debian": "debian:bookworm-slim"}
+# Where a registry is reachable: the Python images start from python:3.11-slim, Prometheus from plain Debian.
+REGISTRY_BASES = {"harness": "python:3.11-slim", "kafka": "python:3.11-slim", "prometheus": "debian:bookworm-slim"}
 TAGS = {"harness": "chaos-events:local", "kafka": "chaos-events-kafka:local", "prometheus": "chaos-events-prometheus:local"}
 IMAGES = tuple(TAGS)
 
@@ -142,8 +143,12 @@ def inputs_hash(files: Iterable[Path], *extra: str) -> str:
 
 
 # -- docker ----------------------------------------------------------------------------------------------
-def _run(argv: list[str], what: str, log: Callable[[str], None], **kwargs) -> None:
+def _run(argv: list[str], what: str, log: Callable[[str], None], out: IO | None = None, **kwargs) -> None:
+    """Run a build step; its output goes to `out` (a file) when given, else to this process's own."""
     log("+ " + " ".join(argv))
+    if out is not None:
+        kwargs.setdefault("stdout", out)
+        kwargs.setdefault("stderr", subprocess.STDOUT)
     try:
         proc = subprocess.run(argv, **kwargs)
     except FileNotFoundError:
@@ -164,11 +169,12 @@ def image_exists(tag: str) -> bool:
     return subprocess.run(["docker", "image", "inspect", tag], capture_output=True).returncode == 0
 
 
-def docker_build(context: Path, tag: str, digest: str, build_args: dict[str, str], log: Callable[[str], None]) -> None:
+def docker_build(context: Path, tag: str, digest: str, build_args: dict[str, str], log: Callable[[str], None],
+                 out: IO | None = None) -> None:
     argv = ["docker", "build", "--network", "host", "--label", f"{LABEL}={digest}", "-t", tag]
     for key, value in build_args.items():
         argv += ["--build-arg", f"{key}={value}"]
-    _run(argv + [str(context)], f"building {tag}", log)
+    _run(argv + [str(context)], f"building {tag}", log, out)
 
 
 # -- the images ------------------------------------------------------------------------------------------
@@ -183,7 +189,7 @@ def local_ca_files() -> list[Path]:
     return sorted(p for p in LOCAL_CA_DIR.rglob("*.crt") if p.is_file()) if LOCAL_CA_DIR.is_dir() else []
 
 
-def build_base(log: Callable[[str], None] = print, force: bool = False) -> str:
+def build_base(log: Callable[[str], None] = print, force: bool = False, out: IO | None = None) -> str:
     """The Debian base (debootstrap, from this machine's apt mirror), imported as chaos-events-base:<hash>."""
     tag = base_tag()
     if image_exists(tag) and not force:
@@ -198,15 +204,14 @@ def build_base(log: Callable[[str], None] = print, force: bool = False) -> str:
     rootfs = work / "rootfs"
     try:
         _run(["debootstrap", "--variant=minbase", f"--include={','.join(BASE_PACKAGES)}", SUITE, str(rootfs), mirror],
-             "debootstrap", log, stdout=subprocess.DEVNULL)
-        _run(["chroot", str(rootfs), "/usr/bin/python3", "-m", "venv", VENV], "creating the venv", log)
+             "debootstrap", log, out)
+        _run(["chroot", str(rootfs), "/usr/bin/python3", "-m", "venv", VENV], "creating the venv", log, out)
         if local_ca_files():
             for cert in local_ca_files():
                 dest = rootfs / cert.relative_to("/")
                 dest.parent.mkdir(parents=True, exist_ok=True)
                 shutil.copy2(cert, dest)
-            _run(["chroot", str(rootfs), "update-ca-certificates"], "trusting this machine's CAs", log,
-                 stdout=subprocess.DEVNULL)
+            _run(["chroot", str(rootfs), "update-ca-certificates"], "trusting this machine's CAs", log, out)
         for junk in ("var/cache/apt/archives", "var/lib/apt/lists"):
             for path in (rootfs / junk).glob("*"):
                 if path.is_file():
@@ -214,7 +219,7 @@ def build_base(log: Callable[[str], None] = print, force: bool = False) -> str:
         changes = [arg for env in BASE_ENV for arg in ("--change", f"ENV {env}")] + ["--change", 'CMD ["/bin/bash"]']
         tar = subprocess.Popen(["tar", "-C", str(rootfs), "--numeric-owner", "-c", "."], stdout=subprocess.PIPE)
         try:
-            _run(["docker", "import", *changes, "-", tag], "docker import", log, stdin=tar.stdout, stdout=subprocess.DEVNULL)
+            _run(["docker", "import", *changes, "-", tag], "docker import", log, out, stdin=tar.stdout)
         finally:
             tar.stdout.close()
             if tar.wait() != 0:
@@ -233,7 +238,6 @@ class Recipe:
     files: tuple[Path, ...]               # every input file (what the hash covers)
     stage: Callable[[Path], Path] | None  # copies the inputs into a temporary context; None: build ROOT itself
     build_args: dict[str, str] = field(default_factory=dict)
-    on_harness: bool = False              # built FROM the harness image rather than the Debian base
 
 
 def harness_recipe() -> Recipe:
@@ -264,11 +268,16 @@ def kafka_recipe() -> Recipe:
     if names is None:
         raise ImageError(f"the Apache Kafka {version} jars are not (all) in {libs}: run `{kafka_dist.FETCH_COMMAND}` first")
     jars = tuple(libs / name for name in [*names, kafka_dist.MANIFEST])
-    recipe_files = tuple(sorted(p for p in (RECIPES / "kafka").iterdir() if p.is_file()))
+    package = tuple(p for p in context_files(ROOT) if p.parts[len(ROOT.parts)] == "chaos_events")
+    recipe_files = (RECIPES / "kafka" / "Dockerfile", ROOT / "pyproject.toml")
 
     def stage(work: Path) -> Path:
-        for path in recipe_files:
-            shutil.copy2(path, work / path.name)
+        shutil.copy2(recipe_files[0], work / "Dockerfile")
+        shutil.copy2(recipe_files[1], work / "pyproject.toml")
+        for path in package:
+            dest = work / path.relative_to(ROOT)
+            dest.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(path, dest)
         (work / "libs").mkdir()
         for jar in jars:
             try:
@@ -277,7 +286,7 @@ def kafka_recipe() -> Recipe:
                 shutil.copy2(jar, work / "libs" / jar.name)
         return work
 
-    return Recipe("kafka", TAGS["kafka"], recipe_files + jars, stage, {"KAFKA_VERSION": version}, on_harness=True)
+    return Recipe("kafka", TAGS["kafka"], recipe_files + package + jars, stage, {"KAFKA_VERSION": version})
 
 
 RECIPE_MAKERS: dict[str, Callable[[], Recipe]] = {"harness": harness_recipe, "kafka": kafka_recipe, "prometheus": prometheus_recipe}
@@ -294,7 +303,8 @@ def image_id(tag: str) -> str | None:
     return proc.stdout.strip() if proc.returncode == 0 else None
 
 
-def build_image(recipe: Recipe, base: str, log: Callable[[str], None] = print, force: bool = False) -> str:
+def build_image(recipe: Recipe, base: str, log: Callable[[str], None] = print, force: bool = False,
+                out: IO | None = None) -> str:
     """Build one image unless an image with the same inputs label exists; returns its tag."""
     digest = recipe_hash(recipe, base)
     if image_label(recipe.tag) == digest and not force:
@@ -302,30 +312,23 @@ def build_image(recipe: Recipe, base: str, log: Callable[[str], None] = print, f
         return recipe.tag
     build_args = {"BASE_IMAGE": base, **recipe.build_args}
     if recipe.stage is None:
-        docker_build(ROOT, recipe.tag, digest, build_args, log)
+        docker_build(ROOT, recipe.tag, digest, build_args, log, out)
         return recipe.tag
     with tempfile.TemporaryDirectory(prefix=f"chaos-{recipe.name}-") as work:
         context = recipe.stage(Path(work))
-        docker_build(context, recipe.tag, digest, build_args, log)
+        docker_build(context, recipe.tag, digest, build_args, log, out)
     return recipe.tag
 
 
 def build_all(names: Iterable[str] = IMAGES, registry: bool = False, force: bool = False,
-              log: Callable[[str], None] = print) -> dict[str, str]:
-    """Build the named images (and the local base they need); returns name -> tag."""
-    names = [name for name in IMAGES if name in set(names)]  # the harness first: the Kafka image builds on it
+              log: Callable[[str], None] = print, out: IO | None = None) -> dict[str, str]:
+    """Build the named images (and the local base they need); returns name -> tag. The steps' own output goes to
+    `out` when given (a log file), else to this process's stdout."""
+    names = [name for name in IMAGES if name in set(names)]
     recipes = [RECIPE_MAKERS[name]() for name in names]  # fail on a missing input before the long steps
-    if any(r.on_harness for r in recipes) and "harness" not in names:
-        recipes.insert(0, harness_recipe())
-    local_base = None if registry else build_base(log, force)
-    built = {}
-    for recipe in recipes:
-        if recipe.on_harness:
-            base = TAGS["harness"]
-        else:
-            base = local_base or REGISTRY_BASES["harness" if recipe.name == "harness" else "debian"]
-        built[recipe.name] = build_image(recipe, base, log, force)
-    return built
+    local_base = None if registry else build_base(log, force, out)
+    return {recipe.name: build_image(recipe, local_base or REGISTRY_BASES[recipe.name], log, force, out)
+            for recipe in recipes}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -363,7 +366,7 @@ def _list() -> int:
         except ImageError as exc:
             print(f"{name}: {TAGS[name]} (cannot tell: {exc})")
             continue
-        current = image_label(recipe.tag) == recipe_hash(recipe, TAGS["harness"] if recipe.on_harness else base)
+        current = image_label(recipe.tag) == recipe_hash(recipe, base)
         print(f"{name}: {recipe.tag} ({'up to date' if current else 'needs a build'})")
     return 0
 

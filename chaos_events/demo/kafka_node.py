@@ -1,8 +1,11 @@
 """One broker of the compose stack's Apache Kafka cluster, in a container of its own (images/kafka/).
 
     python -m chaos_events.demo.kafka_node run        # the container's command: format once, then exec the broker
-    python -m chaos_events.demo.kafka_node ready      # its healthcheck: the broker answers and sees every broker
-    python -m chaos_events.demo.kafka_node topics T…  # one shot: create topics T (RF 3, min ISR 2), wait until in sync
+    python -m chaos_events.demo.kafka_node ready      # exit 0 when this broker answers and sees every broker
+    python -m chaos_events.demo.kafka_node topics T…  # one shot: wait for every broker, create topics T (RF 3,
+                                                      # min ISR 2), wait until every partition is in sync
+The brokers have no Docker healthcheck on purpose (a scenario pauses them, and runc cannot freeze a container
+while `docker exec` starts a healthcheck in it: "unable to freeze"); the `topics` one shot is the stack's gate.
 
 The broker is the local cluster's (chaos_events.demo.kafka_cluster), so the properties, JVM options and topic
 settings are the same in containers and as local processes: this module only maps the environment to that
@@ -20,13 +23,15 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 from chaos_events.demo import kafka_cluster
-from chaos_events.demo.kafka_cluster import BROKERS, KafkaCluster, part_name
+from chaos_events.demo.kafka_cluster import BROKERS, ClusterError, KafkaCluster, part_name
 from chaos_events.errors import ChaosError
 
 DEFAULT_DIR = "/var/lib/chaos-kafka"
+BROKERS_TIMEOUT_S = 240.0  # three JVMs starting side by side on a busy 2-core machine
 # Port key suffix of kafka_cluster (kafka_N, kafka_N_repl, ...) -> environment variable suffix.
 PORT_ENV = {"": "PORT", "_repl": "REPL_PORT", "_controller": "CONTROLLER_PORT", "_route": "ROUTE_PORT"}
 
@@ -113,6 +118,19 @@ def ready(cluster: KafkaCluster, n: int) -> str | None:
     return None
 
 
+def wait_for_brokers(cluster: KafkaCluster, timeout_s: float = BROKERS_TIMEOUT_S, log=print) -> None:
+    """Until every broker answers on its own client port and lists all of them (ClusterError after timeout_s)."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        problems = [p for p in (ready(cluster, n) for n in range(cluster.brokers)) if p]
+        if not problems:
+            log(f"all {cluster.brokers} brokers answer and see each other")
+            return
+        if time.monotonic() > deadline:
+            raise ClusterError(f"the Kafka brokers are not all ready within {timeout_s:g} s: {'; '.join(problems)}")
+        time.sleep(1.0)
+
+
 def main(argv: list[str] | None = None) -> int:
     args = list(sys.argv[1:] if argv is None else argv)
     command = args[0] if args else ""
@@ -127,6 +145,7 @@ def main(argv: list[str] | None = None) -> int:
             problem = ready(cluster, _require_node(n))
             print(f"unhealthy: {problem}" if problem else "healthy")
             return 1 if problem else 0
+        wait_for_brokers(cluster)
         cluster.create_topics({name: {} for name in args[1:]}, timeout_s=60.0)
         print(f"topics {', '.join(args[1:])}: every partition has a leader and all {cluster.brokers} replicas in sync")
         return 0
