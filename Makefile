@@ -4,8 +4,19 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 DEMO_TIME ?= 2m
-DEMO_SCENARIO ?= scenarios/gameday.yml
 PYTEST_ARGS ?=
+
+# --- Which Kafka the demo runs on: tansu (one in-memory broker, the default, no Java needed) or apache (three
+# replicated Apache Kafka brokers; needs Java 17, and fetches the jars with Maven once into ~/.cache/chaos-events).
+KAFKA ?= tansu
+ifeq ($(KAFKA),apache)
+DEMO_SCENARIO ?= scenarios/gameday-apache.yml
+DEMO_PREPARE := $(PY) -m chaos_events.demo fetch-kafka &&
+else
+DEMO_SCENARIO ?= scenarios/gameday.yml
+DEMO_PREPARE :=
+endif
+# --- end of the Kafka choice
 
 .PHONY: demo test bench venv clean images
 
@@ -19,7 +30,7 @@ venv: $(STAMP)
 
 # Starts the demo platform on 127.0.0.1, runs the game day, prints the verdict, stops everything it started.
 demo: $(STAMP)
-	$(PY) -m chaos_events.demo gameday --run-time $(DEMO_TIME) --scenario $(DEMO_SCENARIO)
+	$(DEMO_PREPARE) $(PY) -m chaos_events.demo gameday --kafka $(KAFKA) --run-time $(DEMO_TIME) --scenario $(DEMO_SCENARIO)
 
 test: $(STAMP)
 	$(PY) -m pytest -ra $(PYTEST_ARGS)

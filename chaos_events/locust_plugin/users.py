@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import re
 import sys
 import time
@@ -25,6 +26,7 @@ import gevent
 from locust import User, events
 
 from chaos_events.load.payloads import new_producer_id, parse_event_id
+from chaos_events.observe import broker_kind
 
 __all__ = ["KafkaUser", "KafkaDeliveryError", "acknowledge", "check_kafka_options"]
 
@@ -47,6 +49,29 @@ PRODUCER_CONFIG: dict[str, Any] = {
     "socket.timeout.ms": 5000,
     "client.id": "chaos-events-locust",
 }
+
+
+# --- Producer settings from the environment (begin) ---------------------------------------------------------
+# $CHAOS_KAFKA_PRODUCER_CONFIG, a JSON object of librdkafka settings, is merged over PRODUCER_CONFIG: a scenario can
+# then run the Kafka user as the producers of the system under test are configured (e.g. {"acks": "1",
+# "enable.idempotence": false}, to show what such a producer loses when a leader dies).
+PRODUCER_CONFIG_ENV = "CHAOS_KAFKA_PRODUCER_CONFIG"
+
+
+def producer_config() -> dict[str, Any]:
+    """PRODUCER_CONFIG with $CHAOS_KAFKA_PRODUCER_CONFIG merged over it; ValueError saying what is wrong with it."""
+    raw = os.environ.get(PRODUCER_CONFIG_ENV, "").strip()
+    if not raw:
+        return dict(PRODUCER_CONFIG)
+    try:
+        extra = json.loads(raw)
+    except ValueError as exc:
+        raise ValueError(f"invalid ${PRODUCER_CONFIG_ENV}: expected a JSON object of librdkafka settings; {exc}") from None
+    if not isinstance(extra, dict) or not all(isinstance(v, (str, int, float, bool)) for v in extra.values()):
+        raise ValueError(f"invalid ${PRODUCER_CONFIG_ENV}: expected a JSON object of librdkafka settings (string, number or "
+                         f"boolean values); got {raw[:200]!r}")
+    return {**PRODUCER_CONFIG, **extra}
+# --- Producer settings from the environment (end) -----------------------------------------------------------
 
 
 def _fenced_codes() -> frozenset[int]:
@@ -109,6 +134,11 @@ def _check_options_on_start(environment, **_kwargs):
     if not any(isinstance(cls, type) and issubclass(cls, KafkaUser) for cls in environment.user_classes or []):
         return
     _options_problems.extend(check_kafka_options(*_kafka_options(environment)))
+    try:  # --- producer settings from the environment, and the broker kind override (see their blocks) ---
+        producer_config()
+        broker_kind.configured()
+    except ValueError as exc:
+        _options_problems.append(str(exc))
     if not _options_problems:
         return
     for problem in _options_problems:
@@ -134,9 +164,11 @@ class _SharedProducer:
         self.bootstrap = bootstrap
         self._done: deque = deque()
         self._last_error_log = 0.0
-        self.producer = Producer({**PRODUCER_CONFIG, "bootstrap.servers": bootstrap, "error_cb": self._on_error})
+        self.producer = Producer({**producer_config(), "bootstrap.servers": bootstrap, "error_cb": self._on_error})
         self.generation = 0
         self._failing_since: float | None = None   # first failed delivery since the last success
+        # Tansu workaround (see _tansu_stuck_workaround): ask the broker's kind now, while it normally answers.
+        self._kind, self._kind_job = broker_kind.BrokerKind.UNKNOWN, gevent.get_hub().threadpool.spawn(broker_kind.detect, bootstrap)
         self._running = True
         self._greenlet = gevent.spawn(self._poll_loop)
 
@@ -196,11 +228,23 @@ class _SharedProducer:
                     continue
                 if err.fatal() or err.code() in _FENCED:
                     self._replace_producer(err.str())
-                elif self._stuck(time.monotonic()):
-                    # A broker that lost its state (a restart of an in-memory broker) answers the idempotent producer
-                    # with UnknownProducerId, and librdkafka then times out every message for good. A real service
-                    # restarts its client when nothing has been delivered for a while; so do we.
+                elif self._tansu_stuck_workaround() and self._stuck(time.monotonic()):
                     self._replace_producer(f"nothing delivered for {STUCK_AFTER_S:g} s (last error: {err.str()})")
+
+    # --- Tansu workaround (begin) ---------------------------------------------------------------------------
+    # Tansu keeps producer state in memory: after a restart it answers the idempotent producer with UnknownProducerId,
+    # and librdkafka then times out every message for good, so a producer that delivered nothing for STUCK_AFTER_S
+    # is replaced. Apache Kafka keeps producer state across restarts and leader changes, and librdkafka recovers on
+    # its own, so against Kafka the producer is kept, as a real service keeps its client. The broker's kind is asked
+    # off the hub (observe/broker_kind.py), again after a failed attempt; until it is known, the workaround stays on.
+    def _tansu_stuck_workaround(self) -> bool:
+        if self._kind is broker_kind.BrokerKind.UNKNOWN and self._kind_job.ready():
+            if self._kind_job.successful():
+                self._kind = self._kind_job.value
+            if self._kind is broker_kind.BrokerKind.UNKNOWN:
+                self._kind_job = gevent.get_hub().threadpool.spawn(broker_kind.detect, self.bootstrap)
+        return self._kind is not broker_kind.BrokerKind.KAFKA
+    # --- Tansu workaround (end) -----------------------------------------------------------------------------
 
     def _stuck(self, now: float) -> bool:
         if self._failing_since is None:
@@ -221,7 +265,7 @@ class _SharedProducer:
 
         log.warning("kafka producer hit a fatal error, replacing it: %s", reason)
         self.generation += 1
-        old, self.producer = self.producer, Producer({**PRODUCER_CONFIG, "bootstrap.servers": self.bootstrap, "error_cb": self._on_error})
+        old, self.producer = self.producer, Producer({**producer_config(), "bootstrap.servers": self.bootstrap, "error_cb": self._on_error})
         gevent.get_hub().threadpool.spawn(_dispose, old)
 
     def _fire(self, topic: str, length: int, response_time_ms: float, exception: Exception | None) -> None:

@@ -23,6 +23,7 @@ from array import array
 from bisect import bisect_left, bisect_right
 from typing import Any, Callable, Iterable, Iterator
 
+from chaos_events.observe import broker_kind
 from chaos_events.record import LedgerResult
 
 __all__ = ["Ledger", "audit_kafka", "audit_pipeline", "event_id", "parse_event_id"]
@@ -384,6 +385,11 @@ def audit_kafka(ledger: Ledger, bootstrap: str, topic: str, deadline_s: float = 
             result.detail = f"topic '{topic}' does not exist on {bootstrap}; every acknowledged write is lost"
             return result
         partitions = sorted(metadata.topics[topic].partitions)
+        # --- Tansu workaround (begin): Tansu may report a high watermark inside the last batch, so "offset >= end"
+        # could stop before that batch's last records: against Tansu only the end-of-partition event ends a partition.
+        # Apache Kafka's high watermark is exact: a partition is done once its record at end - 1 is read (or at its end).
+        exact_end = broker_kind.from_cluster_id(metadata.cluster_id) is broker_kind.BrokerKind.KAFKA
+        # --- Tansu workaround (end)
         ends: dict[int, int] = {}
         try:
             for p in partitions:
@@ -399,11 +405,11 @@ def audit_kafka(ledger: Ledger, bootstrap: str, topic: str, deadline_s: float = 
             for msg in consumer.consume(num_messages=1000, timeout=remaining(0.5)):
                 err = msg.error()
                 if err is not None:
-                    # End of partition is the only safe "done": some brokers (Tansu) report a high watermark
-                    # inside the last batch, so "offset >= end" alone could stop before the batch's last records.
                     if err.code() == KafkaError._PARTITION_EOF and msg.offset() >= ends.get(msg.partition(), 0):
                         pending.discard(msg.partition())
                     continue
+                if exact_end and msg.offset() >= ends.get(msg.partition(), 0) - 1:
+                    pending.discard(msg.partition())  # Kafka: the record before the end offset taken at the start
                 read += 1
                 ident = _ids_from_message(msg)
                 if ident is None:
@@ -439,8 +445,8 @@ def count_tagged(bootstrap: str, topic: str, header: str, tags: set[str], expect
     """How many messages in `topic` carry `header` with one of `tags`; re-reads until `expected` are there or the
     deadline passes (the platform dead-letters at its own pace). None when Kafka cannot be read. Blocking.
 
-    Partitions are assigned, not subscribed: a group join can take longer than the deadline (Tansu holds it for
-    half the session timeout).
+    Partitions are assigned, not subscribed: no group join to wait for (Apache Kafka's takes a rebalance, Tansu holds
+    one for half the session timeout), and no effect on the platform's own groups.
     """
     from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, KafkaException, TopicPartition
 
