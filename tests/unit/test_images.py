@@ -4,6 +4,7 @@ tests/integration/test_compose_gameday.py.)
 """
 from __future__ import annotations
 
+import json
 import os
 import re
 from pathlib import Path
@@ -127,3 +128,37 @@ def test_recipes_build_from_a_base_argument():
     for dockerfile in [images.ROOT / "Dockerfile", *images.RECIPES.glob("*/Dockerfile")]:
         lines = [l for l in dockerfile.read_text().splitlines() if l and not l.startswith("#")]
         assert lines[0].startswith("ARG BASE_IMAGE=") and lines[1] == "FROM ${BASE_IMAGE}", dockerfile
+
+
+def _fake_jar_cache(home: Path) -> Path:
+    from chaos_events.demo import kafka_dist
+
+    libs = home / kafka_dist.pinned_version() / "libs"
+    libs.mkdir(parents=True)
+    (libs / "kafka_2.13-x.jar").write_bytes(b"PK fake jar")
+    (libs / kafka_dist.MANIFEST).write_text(json.dumps({"version": kafka_dist.pinned_version(),
+                                                         "pom_sha256": kafka_dist._pom_hash(), "jars": ["kafka_2.13-x.jar"]}))
+    return libs
+
+
+def test_the_kafka_image_needs_the_fetched_jars(tmp_path, monkeypatch):
+    monkeypatch.setenv("CHAOS_KAFKA_HOME", str(tmp_path / "empty"))
+    with pytest.raises(images.ImageError, match=r"jars are not \(all\) in .*python -m chaos_events.demo fetch-kafka"):
+        images.kafka_recipe()
+
+
+def test_the_kafka_context_has_the_jars_the_package_and_no_local_state(tmp_path, monkeypatch):
+    monkeypatch.setenv("CHAOS_KAFKA_HOME", str(tmp_path / "cache"))
+    libs = _fake_jar_cache(tmp_path / "cache")
+    recipe = images.kafka_recipe()
+    assert recipe.build_args == {"KAFKA_VERSION": libs.parent.name}
+    (tmp_path / "context").mkdir()
+    context = recipe.stage(tmp_path / "context")
+    staged = {p.relative_to(context).as_posix() for p in context.rglob("*") if p.is_file()}
+    assert {"Dockerfile", "pyproject.toml", "chaos_events/demo/kafka_node.py", "chaos_events/demo/kafka/pom.xml",
+            "libs/kafka_2.13-x.jar", "libs/chaos-events-manifest.json"} <= staged
+    assert not [f for f in staged if "__pycache__" in f or f.endswith(".pyc")]
+    # A changed jar is a changed image.
+    before = images.recipe_hash(recipe, "base")
+    (libs / "kafka_2.13-x.jar").write_bytes(b"PK another jar")
+    assert images.recipe_hash(images.kafka_recipe(), "base") != before
