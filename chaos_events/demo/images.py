@@ -169,9 +169,13 @@ def image_exists(tag: str) -> bool:
     return subprocess.run(["docker", "image", "inspect", tag], capture_output=True).returncode == 0
 
 
+NO_CACHE = False  # `build --no-cache`: every step again, as on a machine that never built these images
+
+
 def docker_build(context: Path, tag: str, digest: str, build_args: dict[str, str], log: Callable[[str], None],
                  out: IO | None = None) -> None:
     argv = ["docker", "build", "--network", "host", "--label", f"{LABEL}={digest}", "-t", tag]
+    argv += ["--no-cache"] if NO_CACHE else []
     for key, value in build_args.items():
         argv += ["--build-arg", f"{key}={value}"]
     _run(argv + [str(context)], f"building {tag}", log, out)
@@ -340,6 +344,7 @@ def main(argv: list[str] | None = None) -> int:
     build.add_argument("--registry", action="store_true",
                        help="pull the bases (python:3.11-slim, debian:bookworm-slim) instead of making one with debootstrap")
     build.add_argument("--force", action="store_true", help="rebuild even when the inputs did not change")
+    build.add_argument("--no-cache", action="store_true", help="with --force: without Docker's layer cache either")
     sub.add_parser("list", help="print each image's tag and whether it is up to date")
     args = parser.parse_args(argv)
     try:
@@ -349,6 +354,8 @@ def main(argv: list[str] | None = None) -> int:
         unknown = sorted(set(names) - set(IMAGES))
         if unknown:
             parser.error(f"--only: unknown image(s) {', '.join(unknown)}; expected some of: {', '.join(IMAGES)}")
+        global NO_CACHE
+        NO_CACHE = args.no_cache
         for name, tag in build_all(names, args.registry, args.force).items():
             print(f"{name}: {tag}")
         return 0

@@ -18,7 +18,9 @@ from __future__ import annotations
 import json
 import os
 import re
+import shutil
 import subprocess
+import tempfile
 import time
 import uuid
 import xml.etree.ElementTree as ET
@@ -126,13 +128,15 @@ class Stack:
 
 
 @pytest.fixture(scope="module")
-def stack(tmp_path_factory):
+def stack():
     require_docker()
     cli = compose_cli()
     require("Docker Compose", cli is not None, "neither `docker compose` nor `docker-compose` is installed")
     from chaos_events.demo import images, kafka_dist
 
-    tmp = tmp_path_factory.mktemp("compose")
+    # Not under pytest's basetemp: other pytest runs on this machine rotate it away, and this module's reports
+    # directory is mounted into the master for minutes.
+    tmp = Path(tempfile.mkdtemp(prefix="chaos-compose-gameday-"))
     started = time.monotonic()
     print(f"\ncompose: {' '.join(cli)}; {kafka_dist.fetch().describe(kafka_dist.pinned_version())}")
     with open(tmp / "images.log", "w") as out:
@@ -143,7 +147,8 @@ def stack(tmp_path_factory):
         yield stack
     finally:
         stack.compose("down", "-v", "--remove-orphans", "--timeout", "10", timeout=300)
-        print(f"compose: module done after {time.monotonic() - started:.0f} s; compose log {stack.log}")
+        print(f"compose: module done after {time.monotonic() - started:.0f} s")
+        shutil.rmtree(tmp, ignore_errors=True)  # failures carry the logs they need in their messages
 
 
 def _report(directory: Path) -> dict:
