@@ -18,7 +18,7 @@ DEMO_PREPARE :=
 endif
 # --- end of the Kafka choice
 
-.PHONY: demo test bench venv clean
+.PHONY: demo test bench venv clean images
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -34,6 +34,13 @@ demo: $(STAMP)
 
 test: $(STAMP)
 	$(PY) -m pytest -ra $(PYTEST_ARGS)
+
+# --- Images of docker-compose.locust.yml, built locally (no registry needed; cached by a hash of their inputs).
+# The Kafka image needs the broker's jars: fetch-kafka assembles them with Maven, once.
+images: $(STAMP)
+	$(PY) -m chaos_events.demo fetch-kafka
+	$(PY) -m chaos_events.demo.images build
+# --- end of the images target
 
 bench: $(STAMP)
 	$(PY) -m bench

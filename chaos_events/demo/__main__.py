@@ -22,6 +22,7 @@ if __package__ in (None, ""):  # run as a script: make the repository importable
 
 from chaos_events.errors import ChaosError  # noqa: E402
 from chaos_events.demo import kafka_dist  # noqa: E402
+from chaos_events.demo import prometheus as local_prometheus  # noqa: E402
 from chaos_events.demo.brokers import KINDS  # noqa: E402
 from chaos_events.demo.supervisor import REPO, Platform, default_ports, start_platform  # noqa: E402
 
@@ -111,6 +112,7 @@ def cmd_gameday(args) -> int:
             "--kafka-bootstrap", platform.kafka_bootstrap, "--kafka-topic", platform.topic,
             "--chaos-plan", str(scenario), "--chaos-report-dir", args.report_dir, *args.locust_args]
     proc = None
+    prometheus = None
     interrupted = []
 
     def forward(signum, _frame):
@@ -123,6 +125,9 @@ def cmd_gameday(args) -> int:
     old_term = signal.signal(signal.SIGTERM, forward)
     try:
         _print_platform(platform)
+        # A local Prometheus with the project's rules, when there is a binary, so alerts_fired is judged.
+        prometheus = local_prometheus.for_gameday(args.locust_args, platform.run_dir / "logs", args.free_ports)
+        argv += prometheus.locust_args
         print("+ " + " ".join(argv), flush=True)
         proc = subprocess.Popen(argv, env={**os.environ, **platform.env()}, start_new_session=True)
         while True:
@@ -138,6 +143,8 @@ def cmd_gameday(args) -> int:
                 proc.wait(timeout=30)
             except subprocess.TimeoutExpired:
                 proc.kill()
+        if prometheus is not None:
+            prometheus.stop()
         print("stopping the demo platform", flush=True)
         platform.stop()
         signal.signal(signal.SIGINT, old_int)

@@ -5,6 +5,7 @@ metric names are checked against the harness's exported names (tests/promql_expr
 """
 from __future__ import annotations
 
+import json
 import re
 import subprocess
 
@@ -140,18 +141,102 @@ def test_panels_fit_the_24_column_grid(dashboard):
         assert grid["w"] > 0 and grid["h"] > 0 and grid["x"] + grid["w"] <= 24, f"panel {panel['id']}: {grid}"
 
 
-def test_every_datasource_is_the_provisioned_prometheus(dashboard):
-    uid = provisioned_datasource_uid()
+DS_INPUT = "DS_PROMETHEUS"
+DS_REF = {"type": "prometheus", "uid": "${%s}" % DS_INPUT}
+_PLACEHOLDER = re.compile(r"\$\{(\w+)\}")
+
+
+def _datasource_problems(dashboard: dict, resolve) -> list[str]:
+    """What is wrong with every datasource reference once `resolve(uid)` says which datasource a uid names."""
+    problems = []
     refs = list(_datasource_refs(dashboard))
-    assert refs, "the dashboard names no datasource"
-    wrong = [(where, ref) for where, ref in refs if ref != {"type": "prometheus", "uid": uid}]
-    assert not wrong, f"datasource refs other than {uid!r}: {wrong}"
-    # Every query-carrying panel and annotation names it explicitly: a default datasource may be another one.
+    if not refs:
+        problems.append("the dashboard names no datasource")
+    for where, ref in refs:
+        if not isinstance(ref, dict) or ref.get("type") != "prometheus":
+            problems.append(f"{where}: {ref!r} is not a prometheus datasource reference")
+            continue
+        resolved = resolve(ref.get("uid"))
+        if resolved is None:
+            problems.append(f"{where}: uid {ref.get('uid')!r} names no datasource")
+    # Every query-carrying panel and target names one explicitly: a default datasource may be another one.
     for panel in _panels(dashboard):
         if panel.get("targets"):
-            assert panel.get("datasource", {}).get("uid") == uid, f"panel {panel['id']} has no datasource"
+            if "datasource" not in panel:
+                problems.append(f"panel {panel['id']} has no datasource")
             for target in panel["targets"]:
-                assert target.get("datasource", {}).get("uid") == uid, f"panel {panel['id']} target {target['refId']}"
+                if "datasource" not in target:
+                    problems.append(f"panel {panel['id']} target {target.get('refId')} has no datasource")
+    return problems
+
+
+def _provisioned_resolver(dashboard: dict, provisioned: set[str]):
+    """How Grafana resolves a uid of a provisioned dashboard (no __inputs processing there): a literal uid must be a
+    provisioned datasource; `${NAME}` is the dashboard's datasource variable NAME, whose current value must be one."""
+    variables = {v["name"]: v for v in dashboard.get("templating", {}).get("list", [])}
+
+    def resolve(uid):
+        match = _PLACEHOLDER.fullmatch(uid or "")
+        if match is None:
+            return uid if uid in provisioned else None
+        variable = variables.get(match.group(1))
+        if not variable or variable.get("type") != "datasource" or variable.get("query") != "prometheus":
+            return None
+        value = (variable.get("current") or {}).get("value")
+        return value if value in provisioned else None
+
+    return resolve
+
+
+def _imported(dashboard: dict, chosen_uid: str) -> dict:
+    """What Grafana's import does with the dashboard's __inputs: each `${INPUT}` in any string becomes the datasource
+    the user picked. Inputs that are not datasource inputs of the prometheus plugin are not offered."""
+    inputs = [i["name"] for i in dashboard.get("__inputs", [])
+              if i.get("type") == "datasource" and i.get("pluginId") == "prometheus"]
+    text = json.dumps(dashboard)
+    for name in inputs:
+        text = text.replace("${%s}" % name, chosen_uid)
+    return json.loads(text)
+
+
+def test_provisioned_dashboard_resolves_to_the_provisioned_datasource(dashboard):
+    uid = provisioned_datasource_uid()
+    assert all(ref == DS_REF for _, ref in _datasource_refs(dashboard)), "every reference goes through ${DS_PROMETHEUS}"
+    assert _datasource_problems(dashboard, _provisioned_resolver(dashboard, {uid})) == []
+    (variable,) = [v for v in dashboard["templating"]["list"] if v["name"] == DS_INPUT]
+    assert variable["current"]["value"] == uid and variable["hide"] == 0  # shown: another Prometheus can be picked
+
+
+def test_imported_dashboard_asks_for_a_prometheus_and_uses_it(dashboard):
+    (ds_input,) = dashboard["__inputs"]
+    assert ds_input == {**ds_input, "name": DS_INPUT, "type": "datasource", "pluginId": "prometheus"}
+    assert {"type": "datasource", "id": "prometheus"}.items() <= next(
+        r for r in dashboard["__requires"] if r["type"] == "datasource").items()
+    imported = _imported(dashboard, "their-prometheus")
+    assert _datasource_problems(imported, lambda uid: uid if uid == "their-prometheus" else None) == []
+    assert "${DS_PROMETHEUS}" not in json.dumps(imported)
+    # The import needs no provisioned datasource at all: nothing still names chaos-prometheus.
+    assert all(ref["uid"] == "their-prometheus" for _, ref in _datasource_refs(imported))
+
+
+def test_the_datasource_checks_catch_a_broken_reference(dashboard):
+    # Guards the two tests above: a literal uid of another Grafana, an unknown variable, a variable of the wrong
+    # kind and a panel without a datasource are each reported.
+    uid = provisioned_datasource_uid()
+    broken = json.loads(json.dumps(dashboard))
+    panels = [p for p in _panels(broken) if p.get("targets")]
+    panels[0]["datasource"] = {"type": "prometheus", "uid": "uid-of-someone-elses-grafana"}
+    panels[1]["datasource"] = {"type": "prometheus", "uid": "${NO_SUCH_VARIABLE}"}
+    del panels[2]["datasource"]
+    problems = _datasource_problems(broken, _provisioned_resolver(broken, {uid}))
+    assert len(problems) == 3, problems
+    wrong_kind = json.loads(json.dumps(dashboard))
+    (variable,) = [v for v in wrong_kind["templating"]["list"] if v["name"] == DS_INPUT]
+    variable["type"] = "custom"
+    assert _datasource_problems(wrong_kind, _provisioned_resolver(wrong_kind, {uid}))
+    no_inputs = {k: v for k, v in dashboard.items() if k != "__inputs"}
+    assert _datasource_problems(_imported(no_inputs, "their-prometheus"),
+                                lambda u: u if u == "their-prometheus" else None)
 
 
 def test_fault_annotation_comes_from_chaos_fault_active(dashboard):
@@ -201,8 +286,11 @@ def test_datasource_provisioning_points_at_the_compose_prometheus():
     assert doc["apiVersion"] == 1
     (source,) = doc["datasources"]
     assert source["uid"] == "chaos-prometheus" and source["type"] == "prometheus"
-    # Compose uses host networking, so Prometheus (--web.listen-address=127.0.0.1:9090) is on loopback.
-    assert source["url"] == "http://127.0.0.1:9090"
+    # Compose uses host networking, so Prometheus is on loopback, at the port compose gives it; Grafana expands
+    # ${VAR} in provisioning files from its environment, which compose sets for exactly this.
+    assert source["url"] == "http://127.0.0.1:${CHAOS_PROMETHEUS_PORT}"
+    compose = yaml.safe_load((DASHBOARD.parents[3] / "docker-compose.locust.yml").read_text())
+    assert compose["services"]["grafana"]["environment"]["CHAOS_PROMETHEUS_PORT"] == "${CHAOS_PROMETHEUS_PORT:-9090}"
     assert source["access"] == "proxy"
 
 
