@@ -19,7 +19,7 @@ import pytest
 from chaos_events.backends.process import wait_until
 from chaos_events.faults.base import FaultContext, build_params, fault_type
 from chaos_events.run.journal import Journal, read_journal
-from chaos_events.scenario.plan import Target, TargetKind
+from chaos_events.scenario.model import Target, TargetKind
 from tests.helpers import ROOT, require_docker
 
 pytestmark = pytest.mark.docker

@@ -200,17 +200,17 @@ def test_start_order_waits_for_health(services):
 def test_containers_a_scenario_pauses_run_no_exec_healthcheck(services):
     # runc cannot freeze a container while `docker exec` starts a healthcheck in it ("unable to freeze"), so a
     # healthcheck there makes `docker pause` fail at random.
-    from chaos_events.scenario.plan import load_plan
+    from chaos_events.scenario.loader import load_plan
 
     by_name = {_defaults(s["container_name"]): n for n, s in services.items() if "container_name" in s}
     by_label = {f"{k}={_defaults(v)}": n for n, s in services.items() for k, v in (s.get("labels") or {}).items()}
     paused = set()
     for scenario in SCENARIOS:
-        plan = load_plan(scenario, check_targets=False)
+        plan = load_plan(scenario)
         for fault in plan.faults:
             if fault.type == "pause" and plan.targets[fault.target].kind.value == "container":
                 spec = plan.targets[fault.target].spec
-                paused.add(by_name.get(spec.get("name", "")) or by_label[spec["label"]])
+                paused.add(by_name.get(spec.name or "") or by_label[spec.label])
     assert paused == {"kafka-1", "demo-consumer"}
     for name in paused | BROKERS:
         assert "healthcheck" not in services[name], f"{name} is paused by a scenario and must not run a healthcheck"
@@ -285,19 +285,19 @@ def test_grafana_mounts_the_kit(services):
 
 @pytest.mark.parametrize("scenario", SCENARIOS, ids=lambda p: p.name)
 def test_the_compose_scenarios_name_containers_the_file_defines(scenario, services):
-    from chaos_events.scenario.plan import load_plan
+    from chaos_events.scenario.loader import load_plan
 
-    plan = load_plan(scenario, check_targets=False)
+    plan = load_plan(scenario)
     stack = "chaos"  # CHAOS_STACK's default, as in the file
     names = {_defaults(s["container_name"]): s for s in services.values() if "container_name" in s}
     labels = {f"{k}={_defaults(v)}": s for s in services.values() for k, v in (s.get("labels") or {}).items()}
     containers = [t for t in plan.targets.values() if t.kind.value == "container"]
     assert containers, f"{scenario.name} has no container target"
     for target in containers:
-        service = names.get(target.spec.get("name", "")) or labels.get(target.spec.get("label", ""))
+        service = names.get(target.spec.name or "") or labels.get(target.spec.label or "")
         assert service is not None, f"{scenario.name}: target {target.name} {target.spec} matches no service"
         assert service["labels"][ALLOW_LABEL] == "true"
-        assert stack in (target.spec.get("name") or target.spec.get("label"))
+        assert stack in (target.spec.name or target.spec.label)
 
 
 def test_dockerfile_builds_from_python_slim_or_a_local_base():

@@ -5,23 +5,21 @@ afterwards (a stack runs several masters), and retries a failed revert at most e
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
 
 import pytest
 
 from chaos_events.errors import InjectionError, RevertError
-from chaos_events.faults.base import Fault, FaultContext
+from chaos_events.faults.base import Fault, FaultContext, FaultParams
 from chaos_events.run import container_watchdog
 from chaos_events.run.container_watchdog import ContainerWatchdog
 from chaos_events.run.journal import Journal, read_journal
-from chaos_events.scenario.plan import Target, TargetKind
+from chaos_events.scenario.model import Target, TargetKind
 from tests.helpers import registered_faults
 
 REVERTS: list[str] = []
 
 
-@dataclass(frozen=True)
-class MarkParams:
+class MarkParams(FaultParams):
     mark: str = ""
     fail: bool = False
 
@@ -53,7 +51,7 @@ def _registered():
 def _journal(tmp_path, *marks: str, fail: bool = False) -> Journal:
     journal = Journal(tmp_path / "journal.json", run_id="r1")
     for i, mark in enumerate(marks):
-        journal.add(f"f{i}#1", MarkFault(MarkParams(mark, fail), Target("box", TargetKind.HOST, {}), state={"on": True}))
+        journal.add(f"f{i}#1", MarkFault(MarkParams(mark=mark, fail=fail), Target("box", TargetKind.HOST, {}), state={"on": True}))
     return journal
 
 
