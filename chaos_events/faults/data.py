@@ -27,6 +27,7 @@ from chaos_events.scenario.fields import Number, Text, UrlPath, choices
 
 BROADCAST_START = "chaos_bad_traffic"
 BROADCAST_STOP = "chaos_bad_traffic_stop"
+BROADCAST_STOP_ALL = "chaos_bad_traffic_stop_all"   # the end of a run: every worker stops all of its bad traffic
 MAX_RATE_PER_S = 1000.0
 
 

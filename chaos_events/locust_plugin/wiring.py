@@ -1,11 +1,12 @@
-"""All Locust event wiring, and nothing else. With users.py, the only module that imports locust.
+"""All Locust event wiring, and nothing else. Only chaos_events/locust_plugin/ imports locust.
 
 Roles: on the master or local runner a ChaosSession runs the timeline, probes, exporter and verdict; on workers (and
 the local runner) a Recorder counts requests and a BadTrafficSender sends the data faults' bad payloads. Workers ship
-request windows and ledger acks as deltas in report_to_master; the master merges them in worker_report.
+request windows and ledger acks as deltas in report_to_master; the master merges them in worker_report, and keeps
+its books of workers (distributed.py).
 
-Exit codes (ARCHITECTURE section 4) with a scenario active: 0 every SLO held, 3 one broke, 2 bad input or harness
-error, 4 a fault could not be reverted. They are set in `quitting`, which on the master sees every final worker report.
+With a scenario active the harness owns the exit code (chaos_events.errors.ExitCode); it is set in `quitting`, which
+on the master sees every final worker report. Failed requests during a fault do not by themselves exit 1.
 """
 from __future__ import annotations
 
@@ -21,8 +22,10 @@ from locust.runners import STATE_STOPPED, MasterRunner, WorkerRunner
 
 from chaos_events.load.acks import process_ledger
 from chaos_events.backends.bad_traffic import BadTrafficSender
-from chaos_events.errors import ChaosError, PlanError
+from chaos_events.errors import ChaosError, ExitCode, PlanError
 from chaos_events.observe.recorder import Recorder
+from chaos_events.faults.data import BROADCAST_START, BROADCAST_STOP, BROADCAST_STOP_ALL
+from chaos_events.locust_plugin.distributed import WorkerBooks
 from chaos_events.locust_plugin.options import add_options
 from chaos_events.scenario.model import Plan, SloMetric
 from chaos_events.scenario.loader import load_plan
@@ -34,7 +37,7 @@ from chaos_events.run.session import ChaosSession, LoadHooks, SessionOptions
 logger = logging.getLogger("chaos_events")
 
 FINAL_REPORT_WAIT_S = 2.0   # master: time for workers' last report_to_master after a stop
-BAD_TRAFFIC_MESSAGES = ("chaos_bad_traffic", "chaos_bad_traffic_stop", "chaos_bad_traffic_stop_all")
+BAD_TRAFFIC_MESSAGES = (BROADCAST_START, BROADCAST_STOP, BROADCAST_STOP_ALL)
 
 
 class _Harness:
@@ -45,6 +48,7 @@ class _Harness:
     sender: BadTrafficSender | None = None
     exporter: Any = None
     environment: Any = None
+    books: WorkerBooks | None = None
 
 
 _h = _Harness()
@@ -58,7 +62,7 @@ def _fail_input(message: str) -> None:
     """Bad input: a clear message and exit 2 before any load or fault starts. SystemExit passes Locust's hook guard."""
     sys.stderr.write(f"chaos-events: {message}\n")
     sys.stderr.flush()
-    sys.exit(2)
+    sys.exit(ExitCode.BAD_INPUT)
 
 
 def load_scenario(environment) -> Plan:
@@ -102,11 +106,14 @@ def _on_init(environment, runner=None, web_ui=None, **_kwargs):
     if kafka_problems:  # here, not only in users.py's test_start: by then the timeline would have started
         _fail_input("\n".join(kafka_problems))
 
+    if isinstance(runner, MasterRunner):
+        _h.books = WorkerBooks(runner, lambda: _h.session)
+        environment.events.worker_report.add_listener(_on_worker_report)
+        environment.events.worker_connect.add_listener(_h.books.on_worker_connect)
+        gevent.spawn(_h.books.watch).link_exception(_log_greenlet_failure)
     session = ChaosSession(plan, _session_options(environment), _load_hooks(environment, runner))
     _h.session = session
     _h.recorder = session.recorder
-    if isinstance(runner, MasterRunner):
-        environment.events.worker_report.add_listener(_on_worker_report)
     if plan is not None and options.chaos_dry_run:
         _say(_timeline_text(plan))
     _start_exporter(environment, session)
@@ -141,18 +148,20 @@ def _session_options(environment) -> SessionOptions:
         kafka_topic=options.kafka_topic,
         host=environment.host or "",
         extra_allowed=split_allowed(options.chaos_allow),
+        allow_unverified=bool(options.chaos_allow_unverified),
     )
 
 
 def _load_hooks(environment, runner) -> LoadHooks:
     def broadcast(kind: str, data: dict) -> None:
         if isinstance(runner, MasterRunner):
-            payload = dict(data)
-            if kind == "chaos_bad_traffic":  # the rate is for the whole load, split across workers
-                payload["rate_per_s"] = float(data.get("rate_per_s", 0)) / max(1, runner.worker_count)
-            runner.send_message(kind, payload)
+            _h.books.send(kind, data)
         else:
             _handle_bad_traffic_message(kind, data)
+
+    def stop_load() -> None:
+        # From the halt watcher's greenlet: stopping the runner ends the test, and with it (headless) the run.
+        gevent.spawn(runner.quit if environment.parsed_options.headless else runner.stop)
 
     def spawn(fn, *args):
         greenlet = gevent.spawn(fn, *args)
@@ -167,6 +176,7 @@ def _load_hooks(environment, runner) -> LoadHooks:
         worker_count=lambda: runner.worker_count if isinstance(runner, MasterRunner) else 0,
         run_blocking=lambda fn, *args: gevent.get_hub().threadpool.apply(fn, args),
         join=_join_other,
+        stop_load=stop_load,
         log=_say,
     )
 
@@ -242,6 +252,7 @@ def _on_report_to_master(client_id, data, **_kwargs):
 
 
 def _on_worker_report(client_id, data, **_kwargs):
+    _h.books.on_worker_report(client_id)
     rows = data.get("chaos_windows")
     if rows:
         _h.session.recorder.merge_wire(rows)
@@ -264,11 +275,11 @@ def _wire_bad_traffic(environment, runner) -> None:
 
 
 def _handle_bad_traffic_message(kind: str, data: dict) -> None:
-    if kind == "chaos_bad_traffic":
+    if kind == BROADCAST_START:
         _h.sender.start(data["fault_id"], data["url"], float(data["rate_per_s"]), list(data.get("kinds") or []))
-    elif kind == "chaos_bad_traffic_stop":
+    elif kind == BROADCAST_STOP:
         _h.sender.stop(data["fault_id"])
-    elif kind == "chaos_bad_traffic_stop_all":
+    elif kind == BROADCAST_STOP_ALL:
         _h.sender.stop_all()
 
 
@@ -279,6 +290,8 @@ def _on_test_start(environment, **_kwargs):
     if session is None or isinstance(environment.runner, WorkerRunner):
         return
     session.options.host = environment.host or ""
+    if _h.books is not None:
+        _h.books.reset()
     session.start()
     _h.recorder = session.recorder
 
@@ -324,14 +337,13 @@ def _finish_and_report(environment) -> None:
         return
     try:
         code = session.finish()
-    except Exception as exc:  # a harness error must not hide behind Locust's own exit code
-        logger.exception("chaos-events: could not judge the run")
+    except Exception as exc:  # a bug of the harness (finish() guards judging itself): say so, never exit 0
+        logger.error("chaos-events: could not finish the run: %s", exc, exc_info=os.environ.get("CHAOS_DEBUG") == "1")
         session.stop("harness error")
-        code = 4 if (session.engine and session.engine.revert_failed) else 2
-        _say(f"chaos-events: harness error while judging the run: {exc}")
-    if environment.process_exit_code == 2 and code != 4:
-        code = 2  # bad input found elsewhere (users.py's option check) must not turn into a pass
-    environment.process_exit_code = code
+        code = ExitCode.REVERT_FAILED if (session.engine and session.engine.revert_failed) else ExitCode.BAD_INPUT
+    if environment.process_exit_code == ExitCode.BAD_INPUT and code != ExitCode.REVERT_FAILED:
+        code = ExitCode.BAD_INPUT  # bad input found elsewhere (users.py's option check) must not turn into a pass
+    environment.process_exit_code = int(code)
     if not environment.parsed_options.headless:
         _say(session.verdict_table())
 

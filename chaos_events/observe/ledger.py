@@ -5,7 +5,8 @@ ranges in compact integer arrays, so a million mostly-contiguous acknowledgement
 deltas to the master like the recorder does. The audits reconcile it with what the system holds:
 - `audit_kafka` reads the topic back with a fresh consumer (ids from the chaos-producer/chaos-seq headers, or the key
   "producer.seq") and counts lost and duplicated writes;
-- `audit_pipeline` asks the API's batch lookup which ids reached the store, waiting for the consumer to catch up.
+- `audit_pipeline` asks the platform, as the scenario's `ledger.read_back` says, which ids reached the store,
+  waiting for the consumer to catch up.
 The audits are plain blocking functions: under gevent, call them from a native thread (see probes.offload).
 
 Must not import locust, prometheus_client or docker; confluent_kafka is imported lazily inside audit_kafka.
@@ -16,6 +17,7 @@ import json
 import logging
 import time
 import urllib.error
+import urllib.parse
 import urllib.request
 import uuid
 import zlib
@@ -503,8 +505,12 @@ class _LookupError(Exception):
     pass
 
 
-def _lookup(url: str, ids: list[str], timeout_s: float) -> set[str]:
-    body = json.dumps({"ids": ids}).encode()
+def _lookup(read_back: Any, ids: list[str], timeout_s: float) -> set[str]:
+    """The ids (of `ids`) the platform has: one batch POST, or one GET per id for a `{id}` template."""
+    if "{id}" in read_back.url:
+        return {ident for ident in ids if _get_found(read_back, ident, timeout_s)}
+    url = read_back.url
+    body = json.dumps({read_back.ids_field: ids}).encode()
     request = urllib.request.Request(url, data=body, method="POST", headers={"Content-Type": "application/json"})
     try:
         with urllib.request.urlopen(request, timeout=timeout_s) as response:
@@ -513,10 +519,25 @@ def _lookup(url: str, ids: list[str], timeout_s: float) -> set[str]:
         raise _LookupError(f"POST {url} answered {exc.code}") from exc
     except (OSError, ValueError) as exc:
         raise _LookupError(f"POST {url} failed: {exc}") from exc
-    found = payload.get("found") if isinstance(payload, dict) else None
+    found = payload.get(read_back.found_field) if isinstance(payload, dict) else None
     if not isinstance(found, list):
-        raise _LookupError(f'POST {url}: expected {{"found": [...]}}, got {str(payload)[:200]}')
+        raise _LookupError(f'POST {url}: expected {{"{read_back.found_field}": [...]}}, got {str(payload)[:200]}')
     return {str(i) for i in found}
+
+
+def _get_found(read_back: Any, ident: str, timeout_s: float) -> bool:
+    url = read_back.url.replace("{id}", urllib.parse.quote(ident, safe=""))
+    try:
+        with urllib.request.urlopen(url, timeout=timeout_s) as response:
+            return response.status in read_back.found_status
+    except urllib.error.HTTPError as exc:
+        if exc.code == 404:
+            return False
+        if exc.code in read_back.found_status:
+            return True
+        raise _LookupError(f"GET {url} answered {exc.code}") from exc
+    except (OSError, ValueError) as exc:
+        raise _LookupError(f"GET {url} failed: {exc}") from exc
 
 
 def _sampled(ledger: Ledger, channel: str | None, fraction: float) -> Iterator[str]:
@@ -541,21 +562,18 @@ def _batches(items: Iterable[str], size: int) -> Iterator[list[str]]:
 
 def audit_pipeline(
     ledger: Ledger,
-    api_url: str,
-    fraction: float = 1.0,
-    batch: int = 500,
+    read_back: Any,
     deadline_s: float = 30.0,
     channel: str | None = None,
     timeout_s: float = 10.0,
     sleep: Callable[[float], None] = time.sleep,
 ) -> LedgerResult:
-    """Check that acknowledged writes reached the store: POST {api_url}/api/events/lookup {"ids": [...]} in batches,
-    then retry the missing ones until `deadline_s` (the consumer may lag). `channel` None checks every channel.
-    `fraction` < 1 checks a deterministic sample. Blocking.
+    """Check that acknowledged writes reached the store, as the scenario's `ledger.read_back` (a ReadBack) says:
+    POST batches of ids to its url (or GET its `{id}` template per id), then retry the missing ones until
+    `deadline_s` (the consumer may lag). `channel` None checks every channel. `read_back.sample` < 1 checks a
+    deterministic sample. Blocking.
     """
-    if not 0.0 < fraction <= 1.0:
-        raise ValueError(f"audit_pipeline fraction: expected a number in (0, 1], got {fraction!r}")
-    url = api_url.rstrip("/") + "/api/events/lookup"
+    fraction, batch = read_back.sample, read_back.batch
     acknowledged = ledger.count(channel)
     result = LedgerResult(check="pipeline", acknowledged=acknowledged)
     deadline = time.monotonic() + deadline_s
@@ -566,7 +584,7 @@ def audit_pipeline(
     def lookup(ids: list[str]) -> set[str] | None:
         nonlocal last_error
         try:
-            return _lookup(url, ids, timeout_s=max(0.5, min(timeout_s, deadline - time.monotonic())))
+            return _lookup(read_back, ids, timeout_s=max(0.5, min(timeout_s, deadline - time.monotonic())))
         except _LookupError as exc:
             last_error = str(exc)[:300]
             return None

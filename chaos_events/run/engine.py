@@ -36,6 +36,9 @@ from chaos_events.scenario.safety import split_allowed
 from chaos_events.run.timeline import Action, Step, Timeline
 
 
+STEADY_STATE_RECHECK_S = 0.5   # how often a waiting gate looks again
+
+
 @dataclass(frozen=True)
 class ActiveFault:
     """A fault injected and not yet reverted, as the web UI shows it."""
@@ -76,7 +79,8 @@ class ChaosEngine:
 
     def __init__(self, plan: Plan, record: Record, journal: Any, clock: Callable[[], float], wall: Callable[[], float],
                  context_factory: Callable[[str], FaultContext], dry_run: bool = False,
-                 log: Callable[[str], None] = print, on_event: Callable[[FaultEvent], None] | None = None):
+                 log: Callable[[str], None] = print, on_event: Callable[[FaultEvent], None] | None = None,
+                 gate: Callable[[], tuple[bool, str]] | None = None):
         self.plan = plan
         self.record = record
         self.journal = journal          # a journal.Journal, or None to run without one (tests, dry runs)
@@ -86,6 +90,9 @@ class ChaosEngine:
         self.dry_run = dry_run
         self.log = log
         self.on_event = on_event
+        self.gate = gate                # the steady-state check: () -> (met, why not)
+        self.delay_s = 0.0              # how long the timeline has waited for the steady state
+        self._waiting: tuple[str, float, float] | None = None
         self.timeline = Timeline(plan)
         self.revert_failed = False
         self.injected_count = 0         # successful injects
@@ -101,20 +108,52 @@ class ChaosEngine:
     def tick(self) -> float | None:
         """Take every due step; returns the run time of the next one (None: nothing left)."""
         with self._lock:
-            if self.finished:
-                return None
-            due = self.timeline.due(self.clock())
-            for index, step in enumerate(due):
-                if self._halted:  # an abort or revert_all from within a fault's own call: take nothing more
-                    for skipped in due[index:]:
-                        if skipped.action is Action.INJECT:
-                            self._event(FaultEventKind.ABORTED, skipped.occurrence_id, skipped.spec.type, skipped.spec.target, "aborted")
+            while not self.finished:
+                step = self.timeline.peek(self.clock() - self.delay_s)
+                if step is None:
                     break
+                if step.action is Action.INJECT and self._gated(step):
+                    wait = self._steady_state(step)
+                    if wait is not None:
+                        return wait
+                self.timeline.take()
                 if step.action is Action.INJECT:
                     self._inject(step)
                 else:
                     self._revert_step(step)
-            return self.timeline.next_t()
+            if self.finished:
+                return None
+            next_t = self.timeline.next_t()
+            return None if next_t is None else next_t + self.delay_s
+
+    # -- the steady-state gate -------------------------------------------------------------------
+    def _gated(self, step: Step) -> bool:
+        """The first inject of the run, and every occurrence of a fault marked `steady_state: true`."""
+        if self.gate is None or self.plan.steady_state is None:
+            return False
+        first = next((s for s in self.timeline.steps if s.action is Action.INJECT), None)
+        return step is first or step.spec.steady_state
+
+    def _steady_state(self, step: Step) -> float | None:
+        """None: go ahead. A run time: check again then (the timeline waits, later steps move with it).
+        When the steady state does not come within `wait_up_to`, the run is aborted and nothing more is touched."""
+        met, reason = self.gate()
+        now = self.clock()
+        if met:
+            self._waiting = None
+            return None
+        if self._waiting is None or self._waiting[0] != step.occurrence_id:
+            self._waiting = (step.occurrence_id, now, self.delay_s)
+            self.log(f"t={now:.1f}s waiting for the steady state before {step.occurrence_id} ({step.spec.type} "
+                     f"{step.spec.target}): {reason}")
+        _, since, delay_before = self._waiting
+        if now - since < self.plan.steady_state.wait_up_to_s:
+            self.delay_s = delay_before + (now - since)   # the timeline stands still while the run waits
+            return now + STEADY_STATE_RECHECK_S
+        message = f"steady state not met before f{step.spec.index} ({step.spec.type} {step.spec.target}): {reason}"
+        self.record.meta["steady_state_failure"] = {"fault_id": step.occurrence_id, "t": now, "reason": reason}
+        self.abort(message)
+        return None
 
     def abort(self, reason: str) -> list[RevertFailure]:
         """Revert every active fault now and cancel the rest of the timeline; the load keeps running."""

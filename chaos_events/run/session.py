@@ -1,12 +1,15 @@
-"""One chaos run on the master (or local runner): plan, record, engine, probes, exporter, ledger audit, verdict, reports.
+"""One chaos run on the master (or local runner): record, engine, probes, stop conditions, steady-state gate, ledger
+audit, verdict, reports and the event stream.
 
-plugin.py adapts Locust's events to the methods here; this module must not import locust. It reaches gevent only
-through the `LoadHooks` callables it is given, so it can be driven from a test without a load run.
+The Locust plugin (locust_plugin/wiring.py) adapts Locust's events to the methods here; this module must not import
+locust. It reaches gevent only through the `LoadHooks` callables it is given, so it is driven from a test without a
+load run.
 
-Life of a run: `start()` at test_start -> the timeline greenlet injects and reverts on the run clock ->
-`stop()` at test_stop or quitting reverts everything still active (LIFO) -> `finish()` audits the ledger, judges the
-SLOs, writes the reports and returns the exit code. `stop()` and `finish()` are idempotent, because Locust reaches
-them along several paths (run time over, Ctrl-C, SIGTERM, web UI stop).
+Life of a run: `start()` at test_start -> the timeline greenlet injects and reverts on the run clock (waiting for the
+steady state where the scenario asks) while a watcher checks the stop conditions -> `stop()` at test_stop or quitting
+reverts everything still active (LIFO) -> `finish()` audits the ledger, judges the SLOs, writes the reports and
+returns the exit code. `stop()` and `finish()` are idempotent, because Locust reaches them along several paths (run
+time over, Ctrl-C, SIGTERM, web UI stop). `finish()` writes the reports whatever fails on the way.
 """
 from __future__ import annotations
 
@@ -18,29 +21,34 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
-from chaos_events.load.acks import process_ledger
-from chaos_events.run.engine import ChaosEngine
-from chaos_events.errors import ChaosError
+from chaos_events.errors import ChaosError, ExitCode
 from chaos_events.faults.base import FaultContext
-from chaos_events.run.journal import Journal
+from chaos_events.faults.data import BROADCAST_STOP_ALL
+from chaos_events.load.acks import process_ledger
+from chaos_events.locust_plugin.options import default
 from chaos_events.observe.probes import ProbeRunner, build_probe
 from chaos_events.observe.recorder import Recorder
-from chaos_events.scenario.model import Phase, Plan, ProbeKind, ProbeSpec, SloMetric
-from chaos_events.scenario.probe_kinds import PrometheusAlertsProbe
-from chaos_events.record import FaultEventKind, Record
+from chaos_events.record import Record
+from chaos_events.run import audit, halts, live, steady
+from chaos_events.run.engine import ChaosEngine
+from chaos_events.run.events import EVENTS_FILE, EventStream
+from chaos_events.run.journal import Journal
+from chaos_events.scenario.model import Plan, ProbeKind, ProbeSpec, SloMetric
 from chaos_events.verdict.phases import current_phase
 from chaos_events.verdict.report import format_verdict_table, progress_line, write_reports
-from chaos_events.verdict.slo import SloStatus, Verdict, evaluate
+from chaos_events.verdict.results import Verdict
+from chaos_events.verdict.slo import evaluate
 
 LIVE_VERDICT_EVERY_S = 2.0      # provisional SLOs for the exporter and the web UI
 LIVE_VERDICT_MAX_SHARE_INV = 20  # ... recomputed no sooner than 20x its own cost after the last time
 PROGRESS_EVERY_S = 5.0          # headless console progress line
+HALT_CHECK_EVERY_S = 1.0        # stop conditions
 INJECT_FINISH_WAIT_S = 15.0     # at stop, how long an inject under way may take to finish before it is cut off
 
 
 @dataclass
 class LoadHooks:
-    """What the load side (Locust, via plugin.py) lends a session."""
+    """What the load side (Locust, via the plugin) lends a session."""
 
     spawn: Callable[..., Any]                          # start a greenlet: spawn(fn, *args)
     sleep: Callable[[float], None]
@@ -49,33 +57,29 @@ class LoadHooks:
     worker_count: Callable[[], int] = lambda: 0
     run_blocking: Callable[..., Any] = lambda fn, *a: fn(*a)   # a blocking call off the hub (native thread)
     join: Callable[[Any, float], None] = lambda greenlet, timeout: None   # wait for a greenlet (never the current one)
+    stop_load: Callable[[], None] = lambda: None      # a stop condition tripped with on_halt: stop_load
     log: Callable[[str], None] = print
+
+    def data_lag_s(self) -> float:
+        """How far behind the record's newest seconds are: workers report every few seconds."""
+        return 4.0 if self.worker_count() else 1.0
 
 
 @dataclass
 class SessionOptions:
-    """The harness options a session needs; plugin.py fills it from Locust's parsed options."""
+    """The harness options a session needs; the plugin fills it from Locust's parsed options (defaults: options.py)."""
 
-    report_dir: str = "reports"
-    journal_path: str = ".run/chaos-journal.json"
+    report_dir: str = default("chaos_report_dir")
+    journal_path: str = default("chaos_journal")
     dry_run: bool = False
     headless: bool = True
     watchdog: bool = True
     prometheus_url: str = ""
     kafka_bootstrap: str = ""
-    kafka_topic: str = "events"
+    kafka_topic: str = default("kafka_topic")
     host: str = ""
     extra_allowed: tuple[str, ...] = ()
-
-
-@dataclass
-class RunState:
-    """Live, derived view of a run for the exporter and the web UI (recomputed, never the source of truth)."""
-
-    phase: str = Phase.BASELINE.value
-    verdict: Verdict | None = None
-    final: bool = False
-    reports: dict[str, str] = field(default_factory=dict)
+    allow_unverified: bool = False
 
 
 class ChaosSession:
@@ -94,16 +98,17 @@ class ChaosSession:
         self.engine: ChaosEngine | None = None
         self.probes: ProbeRunner | None = None
         self.journal: Journal | None = None
-        self.state = RunState()
+        self.events: EventStream | None = None
+        self.state = live.RunState()
         self.running = False
         self.harness_error: str | None = None
+        self.trip: halts.Trip | None = None
         self._stopped = True
         self._finished = True
         self._t0 = time.perf_counter()
         self._watchdog = None
         self._greenlets: list[Any] = []
 
-    # -- clock -----------------------------------------------------------------------------------
     def clock(self) -> float:
         """Run time: seconds since test start, on this process's monotonic clock."""
         return time.perf_counter() - self._t0
@@ -119,12 +124,13 @@ class ChaosSession:
         self.record.meta.update({"host": self.options.host, "dry_run": self.options.dry_run})
         self.recorder = Recorder(self.record)
         process_ledger().clear()
-        self.state = RunState()
-        self.harness_error = None
+        self.state, self.harness_error, self.trip = live.RunState(), None, None
         self.engine = self.probes = None
         self.running, self._stopped, self._finished = True, False, False
         if self.plan is None:
             return
+        self.events = EventStream(Path(self.options.report_dir) / EVENTS_FILE, self.clock, self.hooks.log)
+        self.events.write("run_started", run_id=self.record.run_id, scenario=self.plan.name)
         Path(self.options.journal_path).parent.mkdir(parents=True, exist_ok=True)
         try:
             self.journal = Journal(self.options.journal_path, run_id=self.record.run_id)
@@ -135,28 +141,38 @@ class ChaosSession:
             return
         self.engine = ChaosEngine(self.plan, self.record, self.journal, clock=self.clock, wall=time.time,
                                   context_factory=self._fault_context, dry_run=self.options.dry_run, log=self.hooks.log,
-                                  on_event=self._broadcast_event)
+                                  on_event=self._on_fault_event, gate=self._steady_state if self.plan.steady_state else None)
         if self.options.watchdog and not self.options.dry_run and self.plan.faults:
             self._watchdog = self._spawn_watchdog()
-        defaults = {"prometheus_url": self.options.prometheus_url, "kafka_bootstrap": self.options.kafka_bootstrap}
-        probes = {name: build_probe(spec, defaults) for name, spec in self.plan.probes.items()}
-        if not any(spec.kind is ProbeKind.PROMETHEUS_ALERTS for spec in self.plan.probes.values()) and self._wants_alerts():
-            spec = ProbeSpec("alerts", ProbeKind.PROMETHEUS_ALERTS,
-                             PrometheusAlertsProbe(url=self.options.prometheus_url or None, every=2.0))
-            probes["alerts"] = build_probe(spec, defaults)
-        self.probes = ProbeRunner(probes, self.record, clock=self.clock, wall=time.time, spawn=self.hooks.spawn)
+        self.probes = ProbeRunner(self._build_probes(), self.record, clock=self.clock, wall=time.time, spawn=self.hooks.spawn)
         self.probes.start()
         self._greenlets = [self.hooks.spawn(self._run_timeline), self.hooks.spawn(self._refresh_live_state)]
+        if self.plan.halts and not self.options.dry_run:
+            self._greenlets.append(self.hooks.spawn(self._watch_halts))
         if self.options.headless:
             self._greenlets.append(self.hooks.spawn(self._print_progress))
 
-    def _broadcast_event(self, event) -> None:
+    def _build_probes(self) -> dict[str, Any]:
+        defaults = {"prometheus_url": self.options.prometheus_url, "kafka_bootstrap": self.options.kafka_bootstrap}
+        probes = {name: build_probe(spec, defaults) for name, spec in self.plan.probes.items()}
+        if not self._alert_probe_names() and self._wants_alerts():
+            spec = ProbeSpec("alerts", ProbeKind.PROMETHEUS_ALERTS, {"url": self.options.prometheus_url or None, "every": 2.0})
+            probes["alerts"] = build_probe(spec, defaults)
+        return probes
+
+    def _alert_probe_names(self) -> list[str]:
+        return [n for n, p in self.plan.probes.items() if p.kind is ProbeKind.PROMETHEUS_ALERTS]
+
+    def _wants_alerts(self) -> bool:
+        return (any(slo.metric is SloMetric.ALERTS_FIRED for slo in self.plan.slos)
+                or any(h.kind == "alert_firing" and not h.params.probe for h in self.plan.halts))
+
+    def _on_fault_event(self, event) -> None:
+        if self.events is not None:
+            self.events.fault_event(event)
         # Workers print every injection and revert too, so each node's log tells the whole story.
         line = f"t={event.t:.1f}s {event.kind.value} {event.fault_type} {event.target}"
         self.hooks.broadcast("chaos_event", {"line": line, "kind": event.kind.value, "fault_id": event.fault_id})
-
-    def _wants_alerts(self) -> bool:
-        return any(slo.metric is SloMetric.ALERTS_FIRED for slo in self.plan.slos)
 
     def _fault_context(self, occurrence_id: str) -> FaultContext:
         return FaultContext(run_dir=str(Path(self.options.journal_path).parent), broadcast=self.hooks.broadcast,
@@ -174,6 +190,36 @@ class ChaosSession:
         except (OSError, ChaosError) as exc:  # the run is still safe on the normal paths; say so loudly
             self.hooks.log(f"chaos-events: WARNING: watchdog not started ({exc}); a SIGKILL would need `chaos-events revert`")
             return None
+
+    # -- the steady state and the stop conditions ----------------------------------------------------
+    def _steady_state(self) -> tuple[bool, str]:
+        latest = self.probes.latest if self.probes else {}
+        every = {name: spec.every_s for name, spec in self.plan.probes.items()}
+        verdict = steady.steady_state_now(self.plan.steady_state, self.record, latest, every, time.time(),
+                                          self.hooks.data_lag_s())
+        return verdict.met, verdict.reason
+
+    def _watch_halts(self) -> None:
+        names = self._alert_probe_names() or (["alerts"] if self._wants_alerts() else [])
+        while self.running and self.trip is None:
+            self.hooks.sleep(HALT_CHECK_EVERY_S)
+            trip = halts.first_trip(self.plan.halts, self.record, self.record.probes, names, self.clock(),
+                                    self.hooks.data_lag_s())
+            if trip is not None and self.running:
+                self.halt(trip)
+
+    def halt(self, trip: halts.Trip) -> None:
+        """A stop condition tripped: revert every active fault, cancel the rest, stop the load unless told not to."""
+        self.trip = trip
+        self.record.meta["halt"] = trip.to_dict()
+        self.hooks.log(f"chaos-events: HALTED at t={trip.t:.1f}s: {trip.message}; reverting every active fault"
+                       + (" and stopping the load" if self.plan.on_halt == "stop_load" else "; the load goes on"))
+        if self.events is not None:
+            self.events.write("halted", **trip.to_dict())
+        if self.engine is not None:
+            self.engine.abort(f"halted: {trip.message}")
+        if self.plan.on_halt == "stop_load":
+            self.hooks.stop_load()
 
     # -- background greenlets --------------------------------------------------------------------
     def _run_timeline(self) -> None:
@@ -201,17 +247,8 @@ class ChaosSession:
             self.hooks.sleep(max(LIVE_VERDICT_EVERY_S, LIVE_VERDICT_MAX_SHARE_INV * cost))
 
     def update_live_state(self) -> None:
-        """Recompute the phase and the provisional verdict from the record (never stored elsewhere)."""
-        if self.plan is None:
-            return
-        now = self.clock()
-        self.state.phase = current_phase(self.record, self.plan, now).value
-        previous_end = self.record.end_t
-        self.record.end_t = now
-        try:
-            self.state.verdict = evaluate(self.plan, self.record)
-        finally:
-            self.record.end_t = previous_end
+        if self.plan is not None:
+            live.refresh(self.state, self.plan, self.record, self.clock())
 
     def _print_progress(self) -> None:
         while self.running:
@@ -248,24 +285,19 @@ class ChaosSession:
             self.engine.revert_all(reason)
         if self.probes is not None:
             self.probes.stop()
-        self.hooks.broadcast("chaos_bad_traffic_stop_all", {})
+        self.hooks.broadcast(BROADCAST_STOP_ALL, {})
 
     def finish(self) -> int:
-        """Audit, judge, report. Returns the exit code (0 held, 3 broken, 4 revert failed)."""
+        """Audit, judge, report: the exit code. Reports are written whatever fails; a failed part is named, exit 2."""
         if self._finished:
-            return self.state.verdict.exit_code if self.state.verdict else 0
+            return self.state.verdict.exit_code if self.state.verdict else ExitCode.OK
         self.stop("run finished")
         self._finished = True
         if self.plan is None:
-            return 0
+            return ExitCode.OK
         if self.harness_error:
-            return 2
-        self._audit_ledger()
-        self._count_dead_letters()
-        verdict = evaluate(self.plan, self.record)
-        if self.options.dry_run:
-            # Nothing was injected, so nothing was proven: the verdict is shown for information and never fails a build.
-            verdict = dataclasses.replace(verdict, exit_code=0, summary={**verdict.summary, "dry_run": True})
+            return ExitCode.BAD_INPUT
+        verdict = self._judge()
         self.state.verdict, self.state.final = verdict, True
         self.state.phase = current_phase(self.record, self.plan, self.record.end_t or self.clock()).value
         try:
@@ -273,10 +305,43 @@ class ChaosSession:
             self.state.reports = {kind: str(path) for kind, path in paths.items()}
         except (OSError, ChaosError) as exc:
             self.hooks.log(f"chaos-events: ERROR: could not write reports to {self.options.report_dir}: {exc}")
+        if self.events is not None:
+            self.events.write("verdict", exit_code=int(verdict.exit_code), headline=verdict.headline)
         if self.journal is not None and not (self.engine and self.engine.revert_failed):
             self.journal.close()
         self._stop_watchdog()
         return verdict.exit_code
+
+    def _judge(self) -> Verdict:
+        """The verdict, with every part that can fail guarded: a failure is named in the record and ends in exit 2."""
+        steps = (("ledger audit", lambda: audit.audit_ledger(self.plan, self.record, process_ledger(),
+                                                              self.options.kafka_bootstrap, self.options.kafka_topic,
+                                                              self.hooks.run_blocking)),
+                 ("dead-letter count", lambda: audit.count_dead_letters(self.plan, self.record, self.hooks.run_blocking)))
+        for name, step in steps:
+            try:
+                step()
+            except Exception as exc:  # noqa: BLE001  (a judging error must never lose the record or the reports)
+                self._judging_error(name, exc)
+        try:
+            verdict = evaluate(self.plan, self.record, allow_unverified=self.options.allow_unverified)
+        except Exception as exc:  # noqa: BLE001
+            self._judging_error("verdict", exc)
+            verdict = Verdict((), ExitCode.BAD_INPUT, False, {"scenario": self.plan.name, "run_id": self.record.run_id},
+                              f"harness error while judging the run: {exc}")
+        if self.record.meta.get("judging_errors") and verdict.exit_code not in (ExitCode.REVERT_FAILED, ExitCode.BAD_INPUT):
+            failed = "; ".join(f"{e['part']}: {e['error']}" for e in self.record.meta["judging_errors"])
+            verdict = dataclasses.replace(verdict, exit_code=ExitCode.BAD_INPUT,
+                                          headline=f"harness error while judging the run ({failed}); {verdict.headline}")
+        if self.options.dry_run:
+            # Nothing was injected, so nothing was proven: the verdict is shown for information and never fails a build.
+            verdict = dataclasses.replace(verdict, exit_code=ExitCode.OK, summary={**verdict.summary, "dry_run": True})
+        return verdict
+
+    def _judging_error(self, part: str, exc: Exception) -> None:
+        error = f"{type(exc).__name__}: {exc}"
+        self.record.meta.setdefault("judging_errors", []).append({"part": part, "error": error})
+        self.hooks.log(f"chaos-events: ERROR: the {part} failed ({error}); the reports say so and the exit code is 2")
 
     def verdict_table(self) -> str:
         if self.state.verdict is None:
@@ -285,51 +350,6 @@ class ChaosSession:
         if self.state.reports:
             lines.append("Reports: " + ", ".join(self.state.reports.values()))
         return "\n".join(lines)
-
-    def _audit_ledger(self) -> None:
-        """Reconcile acknowledged writes with the broker and the store, only for the checks an SLO asks for."""
-        checks = self._ledger_checks()
-        if not checks:
-            return
-        from chaos_events.observe import ledger as ledger_mod
-        ledger = process_ledger()
-        deadline = self.plan.settings.catch_up_s
-        if "kafka" in checks:
-            result = self.hooks.run_blocking(ledger_mod.audit_kafka, ledger, self.options.kafka_bootstrap,
-                                             self.options.kafka_topic, deadline, None)
-            self.record.ledger.append(result)
-        if "pipeline" in checks:
-            result = self.hooks.run_blocking(ledger_mod.audit_pipeline, ledger, self.options.host, 1.0, 500, deadline)
-            self.record.ledger.append(result)
-
-    def _count_dead_letters(self) -> None:
-        """Poison messages delivered, and how many of them reached the dead-letter topic (for data_rejected)."""
-        sent = self.record.meta.get("poison", [])
-        if not sent:
-            return
-        self.record.meta["poison_sent"] = sum(int(entry["delivered"]) for entry in sent)
-        if not all(entry.get("dead_letter_topic") for entry in sent):
-            return  # a scenario that names no dead-letter topic gets the count "unknown", not a guess
-        from chaos_events.backends.poison import TAG_HEADER
-        from chaos_events.observe.ledger import count_tagged
-
-        found = 0
-        for (bootstrap, topic), entries in _group_by_topic(sent).items():
-            count = self.hooks.run_blocking(count_tagged, bootstrap, topic, TAG_HEADER,
-                                            {e["tag"] for e in entries}, sum(e["delivered"] for e in entries),
-                                            self.plan.settings.catch_up_s)
-            if count is None:
-                return
-            found += count
-        self.record.meta["dlq_count"] = found
-
-    def _ledger_checks(self) -> set[str]:
-        checks: set[str] = set()
-        for slo in self.plan.slos:
-            if slo.metric in (SloMetric.LOST_WRITES, SloMetric.DUPLICATES):
-                wanted = slo.params.check or "all"
-                checks |= {"kafka", "pipeline"} if wanted == "all" else {wanted}
-        return checks
 
     def _stop_watchdog(self) -> None:
         if self._watchdog is not None and self._watchdog.poll() is None:
@@ -340,56 +360,10 @@ class ChaosSession:
                 self._watchdog.kill()
         self._watchdog = None
 
-    # -- live view -------------------------------------------------------------------------------
     def exporter_state(self) -> dict:
         """The dict the exporter reads at scrape time (see observe/exporter.py)."""
-        events = self.record.events
-        verdict = self.state.verdict
-        detection = recovery = None
-        slo_ok: dict[str, bool | None] = {}
-        if verdict is not None:
-            for result in verdict.results:
-                slo_ok[result.name] = None if result.status is SloStatus.NOT_VERIFIABLE else result.status is SloStatus.PASS
-                if result.metric is SloMetric.DETECTION_TIME and result.value is not None:
-                    detection = result.value
-                if result.metric is SloMetric.RECOVERY_TIME and result.value is not None:
-                    recovery = result.value
-        ledger = process_ledger()
-        ledger_counts = {"acknowledged": ledger.count()}
-        for result in self.record.ledger:
-            ledger_counts["verified"] = ledger_counts.get("verified", 0) + result.found
-            ledger_counts["lost"] = ledger_counts.get("lost", 0) + result.lost
-        probes_latest = self.probes.latest if self.probes else {}
-        lag = {}
-        for name, sample in probes_latest.items():
-            spec = self.plan.probes.get(name) if self.plan else None
-            if spec is not None and spec.kind is ProbeKind.KAFKA_LAG and sample.value is not None:
-                lag[(spec.params.group, spec.params.topic)] = sample.value
-        return {
-            "phase": self.state.phase,
-            "active_faults": [(a.fault_type, a.target) for a in self.engine.active()] if self.engine else [],
-            "planned_faults": sorted({(f.type, f.target) for f in self.plan.faults}) if self.plan else [],
-            "users": self.hooks.user_count(),
-            "workers": self.hooks.worker_count(),
-            "injections": sum(1 for e in events if e.kind is FaultEventKind.INJECTED),
-            "reverts_ok": sum(1 for e in events if e.kind is FaultEventKind.REVERTED),
-            "reverts_failed": sum(1 for e in events if e.kind is FaultEventKind.REVERT_FAILED),
-            "detection_s": detection,
-            "recovery_s": recovery,
-            "slo_ok": slo_ok,
-            "ledger": ledger_counts,
-            "consumer_lag": lag,
-            # Not the prometheus_alerts probes: their "healthy" is "no alert firing", and fed back to Prometheus as
-            # chaos_probe_healthy it would keep ChaosHealthDegraded firing on itself for the rest of the run.
-            "probes": {name: (s.healthy, s.value) for name, s in probes_latest.items()
-                       if self.probes.probes[name].kind is not ProbeKind.PROMETHEUS_ALERTS},
-            "run_id": self.record.run_id,
-            "scenario": self.record.scenario,
-        }
-
-
-def _group_by_topic(entries: list[dict]) -> dict[tuple[str, str], list[dict]]:
-    groups: dict[tuple[str, str], list[dict]] = {}
-    for entry in entries:
-        groups.setdefault((entry["bootstrap"], entry["dead_letter_topic"]), []).append(entry)
-    return groups
+        probes = self.probes
+        return live.exporter_state(self.state, self.plan, self.record, self.engine.active() if self.engine else [],
+                                   process_ledger(), probes.latest if probes else {},
+                                   {n: p.kind for n, p in probes.probes.items()} if probes else {},
+                                   self.hooks.user_count(), self.hooks.worker_count())

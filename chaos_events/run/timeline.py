@@ -80,6 +80,19 @@ class Timeline:
         self.taken.extend(steps)
         return steps
 
+    def peek(self, now_t: float) -> Step | None:
+        """The next step not yet taken, when its time has come (now_t >= its t); it is not taken."""
+        if self._cursor < len(self.steps) and self.steps[self._cursor].t <= now_t:
+            return self.steps[self._cursor]
+        return None
+
+    def take(self) -> Step:
+        """Take the next step (after `peek` returned it)."""
+        step = self.steps[self._cursor]
+        self._cursor += 1
+        self.taken.append(step)
+        return step
+
     def next_t(self) -> float | None:
         """Run time of the next step not yet taken; None when the timeline is done."""
         return self.steps[self._cursor].t if self._cursor < len(self.steps) else None

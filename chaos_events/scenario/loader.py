@@ -29,19 +29,22 @@ from chaos_events.scenario.model import (
 )
 from chaos_events.scenario.overlaps import overlap_problems
 from chaos_events.scenario.probe_kinds import PROBE_MODELS
+from chaos_events.scenario.run_rules import HALT_KINDS, HaltCondition, LedgerConfig, OnHalt, SteadyState
 from chaos_events.scenario.problems import translate
 from chaos_events.scenario.safety import host_allowed, split_allowed
 from chaos_events.scenario.targets import SCALAR_KINDS, TARGET_MODELS, target_hosts
 from chaos_events.verdict.metrics import RefersTo, metric_def
 from chaos_events.verdict.slo import evaluate as _register_metrics  # noqa: F401  (imports every metric family)
 
-TOP_KEYS = ("name", "description", "targets", "probes", "faults", "slos", "settings")
+TOP_KEYS = ("name", "description", "targets", "probes", "faults", "slos", "settings", "steady_state", "halt_when",
+            "on_halt", "ledger")
 FAULT_KEYS = ("at", "for", "fault", "target", "repeat", "params", "steady_state")
 SLO_KEYS = ("name", "metric", "optional")
 MAX_REPEAT_TIMES = 1000
 _TARGET_KINDS = ", ".join(k.value for k in TargetKind)
 _PROBE_KINDS = ", ".join(k.value for k in ProbeKind)
 _METRICS = ", ".join(m.value for m in SloMetric)
+_ABSENT = object()   # a section the scenario does not have (None means: it has one, with problems)
 _AT_FOR = {"at": "when the fault starts, e.g. 30s", "for": "how long it lasts, e.g. 20s"}
 
 
@@ -159,11 +162,76 @@ class _Loader:
         targets = self.targets(top.get("targets"), settings or Settings())
         probes = self.probes(top.get("probes"))
         faults = self.faults(top.get("faults"), targets)
-        slos = self.slos(top.get("slos"), probes)
-        if self.failed or self.doc.problems or name is None or settings is None:
+        rules = self.run_rules(top, probes)
+        if rules["steady_state"] is _ABSENT:
+            for spec in faults:
+                if spec.steady_state:
+                    self.problem(("faults", spec.index, "steady_state"), f"faults[{spec.index}] ({spec.type})",
+                                 "'steady_state': needs a `steady_state:` section at the top of the scenario "
+                                 "(what the steady state is: probes, max_error_rate, max_p95)")
+        slos = self.slos(top.get("slos"), probes, rules["ledger"])
+        if self.failed or self.doc.problems or name is None or settings is None or None in rules.values():
             return None
+        if rules["steady_state"] is _ABSENT:
+            rules["steady_state"] = None
         return Plan(name=name, source=self.doc.source, targets=targets, probes=probes, faults=tuple(faults),
-                    slos=tuple(slos), settings=settings, description=description or "", extra_allowed=self.extra_allowed)
+                    slos=tuple(slos), settings=settings, description=description or "", extra_allowed=self.extra_allowed,
+                    **rules)
+
+    # -- how the run is held: steady state, stop conditions, the ledger's read-back -----------------
+    def run_rules(self, top: dict, probes: Mapping[str, ProbeSpec]) -> dict[str, Any]:
+        """steady_state, halts, on_halt and ledger for the Plan; a value is None after a problem."""
+        rules: dict[str, Any] = {"steady_state": _ABSENT, "ledger": LedgerConfig()}
+        if top.get("steady_state") is not None:
+            rules["steady_state"] = self.part(SteadyState, top["steady_state"], "steady_state",
+                                              "{probes: [health], max_error_rate: 1%, window: 10s}")
+            if rules["steady_state"] is not None:
+                self.probe_refs(rules["steady_state"].probes, ("steady_state", "probes"), "steady_state", "probes", probes)
+        if top.get("ledger") is not None:
+            rules["ledger"] = self.part(LedgerConfig, top["ledger"], "ledger", "{read_back: {url: ...}}")
+        rules["halts"] = self.halts(top.get("halt_when"), probes)
+        rules["on_halt"] = self.value(OnHalt, top.get("on_halt", "stop_load"), ("on_halt",), "", "on_halt")
+        return rules
+
+    def part(self, model: type[BaseModel], value: Any, key: str, example: str) -> Any:
+        """A top-level section built by its model; None after a problem."""
+        values = self.mapping(value, (key,), key, f"a mapping like {example}")
+        return None if values is None else self.build(model, values, (key,), key)
+
+    def probe_refs(self, names: tuple[str, ...], path: tuple, field: str, key: str, probes: Mapping[str, ProbeSpec],
+                   kind: ProbeKind | None = None) -> None:
+        for name in names:
+            marker = RefersTo("probe", kinds=(kind,) if kind else ())
+            message = _reference_problem(marker, key, name, self.declared_probes, self.declared_targets, probes)
+            if message:
+                self.problem(path, field, message)
+
+    def halts(self, value: Any, probes: Mapping[str, ProbeSpec]) -> tuple[HaltCondition, ...] | None:
+        if value is None:
+            return ()
+        if not isinstance(value, list):
+            self.problem(("halt_when",), "halt_when", "expected a list of stop conditions, like "
+                                                      f"[{{error_rate: {{max: 50%, for: 10s}}}}]; got {shown(value)}")
+            return None
+        out, ok = [], True
+        for index, item in enumerate(value):
+            path, field = ("halt_when", index), f"halt_when[{index}]"
+            chosen = self.kinds_of(item, path, field, "stop condition", ", ".join(HALT_KINDS))
+            if chosen is None:
+                ok = False
+                continue
+            kind, spec = chosen
+            params = self.build(HALT_KINDS[kind], spec, (*path, kind), f"{field} ({kind})")
+            if params is None:
+                ok = False
+                continue
+            if kind == "probe_failing":
+                self.probe_refs((params.probe,), (*path, kind, "probe"), f"{field} ({kind})", "probe", probes)
+            if kind == "alert_firing" and params.probe:
+                self.probe_refs((params.probe,), (*path, kind, "probe"), f"{field} ({kind})", "probe", probes,
+                                ProbeKind.PROMETHEUS_ALERTS)
+            out.append(HaltCondition(index, kind, params, line=self.doc.line(path)))
+        return tuple(out) if ok else None
 
     def settings(self, value: Any) -> Settings | None:
         if value is None:
@@ -342,7 +410,7 @@ class _Loader:
         return self.build(cls.Params, values, path, field, noun="parameter", origins=origins)
 
     # -- SLOs --------------------------------------------------------------------------------------
-    def slos(self, value: Any, probes: Mapping[str, ProbeSpec]) -> list[SloSpec]:
+    def slos(self, value: Any, probes: Mapping[str, ProbeSpec], ledger: Any) -> list[SloSpec]:
         if value is None:
             return []
         if not isinstance(value, list):
@@ -352,12 +420,12 @@ class _Loader:
         first_line: dict[str, int | None] = {}
         out = []
         for index, item in enumerate(value):
-            spec = self.slo(index, item, probes, first_line)
+            spec = self.slo(index, item, probes, first_line, ledger)
             if spec is not None:
                 out.append(spec)
         return out
 
-    def slo(self, index: int, item: Any, probes: Mapping[str, ProbeSpec], first_line: dict) -> SloSpec | None:
+    def slo(self, index: int, item: Any, probes: Mapping[str, ProbeSpec], first_line: dict, ledger: Any) -> SloSpec | None:
         path = ("slos", index)
         entries = self.mapping(item, path, f"slos[{index}]", "a mapping like {name: recovery, metric: recovery_time, max: 30s}")
         if entries is None:
@@ -380,6 +448,10 @@ class _Loader:
                             field, extra_keys=SLO_KEYS, key_context=f" for metric {metric.value}")
         if params is not None:
             self.references(params, path, field, probes)
+            if getattr(params, "check", None) in ("pipeline", "all") and ledger is not None and ledger.read_back is None:
+                self.problem((*path, "check"), field, f"'check': {params.check} needs the pipeline read-back: add "
+                                                      "`ledger: {read_back: {url: ...}}` at the top of the scenario "
+                                                      "(where acknowledged writes are read back), or use check: kafka")
         if None in (name, params, optional):
             return None
         return SloSpec(name, metric, params, line=self.doc.line(path), optional=optional)

@@ -18,6 +18,7 @@ from typing import Any, Mapping
 from pydantic import Field
 
 from chaos_events.scenario.fields import ScenarioModel, Seconds, TextList
+from chaos_events.scenario.run_rules import HaltCondition, LedgerConfig, SteadyState
 from chaos_events.scenario.probe_kinds import ProbeKind, ProbeSpec  # noqa: F401  (part of the model; defined with the kinds)
 from chaos_events.scenario.targets import Target, TargetKind  # noqa: F401  (part of the model; defined with the kinds)
 
@@ -131,6 +132,10 @@ class Plan:
     settings: Settings = Settings()
     description: str = ""
     extra_allowed: tuple[str, ...] = ()   # --chaos-allow: extra hosts and container names for this run
+    steady_state: SteadyState | None = None
+    halts: tuple[HaltCondition, ...] = ()
+    on_halt: str = "stop_load"            # or keep_load: after a halt, the load goes on without faults
+    ledger: LedgerConfig = LedgerConfig()
 
     def fault_windows(self) -> list[tuple[float, float, FaultSpec]]:
         """Every occurrence as (start, end, spec), sorted by start."""

@@ -67,11 +67,18 @@ def completeness(plan: Plan, record: Record) -> list[Missing]:
 
 
 def _headline(code: ExitCode, results: tuple[SloResult, ...], missing: list[Missing], revert_failures: list,
-              unverified: list[SloResult]) -> str:
+              unverified: list[SloResult], record: Record) -> str:
     if code is ExitCode.REVERT_FAILED:
         return "REVERT FAILED: " + "; ".join(f"{e.fault_id} ({e.fault_type} {e.target}): {e.detail}" for e in revert_failures)
     failed = [r for r in results if r.status is SloStatus.FAIL]
     parts = []
+    halt = record.meta.get("halt")
+    if halt:
+        parts.append(f"halted at t={halt['t']:.1f}s: {halt['message']}")
+    lost = record.meta.get("workers_lost")
+    if lost:
+        parts.append("data incomplete: " + "; ".join(f"worker {w['worker']} lost at t={w['t']:.1f}s" for w in lost)
+                     + " (its requests after that are missing)")
     if failed:
         parts.append(f"{len(failed)} SLO(s) broken: " + ", ".join(r.name for r in failed))
     if unverified:
@@ -100,8 +107,10 @@ def evaluate(plan: Plan, record: Record, allow_unverified: bool = False) -> Verd
         causes.append(ExitCode.REVERT_FAILED)
     if any(r.status is SloStatus.FAIL for r in results) or unverified:
         causes.append(ExitCode.SLO_FAILED)
-    if missing:
+    if missing or record.meta.get("workers_lost"):
         causes.append(ExitCode.INCOMPLETE)
+    if record.meta.get("halt"):
+        causes.append(ExitCode.HALTED)
     code = most_urgent(causes)
     counts = {status.value: sum(1 for r in results if r.status is status) for status in SloStatus}
     summary = {
@@ -112,7 +121,9 @@ def evaluate(plan: Plan, record: Record, allow_unverified: bool = False) -> Verd
         "inject_failures": [{"fault_id": e.fault_id, "fault": f"{e.fault_type} {e.target}", "t": e.t, "detail": e.detail}
                             for e in inject_failures],
         "missing_faults": [m.to_dict() for m in missing],
+        "halt": record.meta.get("halt"),
+        "workers_lost": record.meta.get("workers_lost", []),
         "duration_s": run_end(record),
     }
-    headline = _headline(code, results, missing, revert_failures, unverified)
+    headline = _headline(code, results, missing, revert_failures, unverified, record)
     return Verdict(results, code, bool(revert_failures), summary, headline)

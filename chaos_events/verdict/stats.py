@@ -168,6 +168,21 @@ def _per_second(record: Record, flt: EndpointFilter) -> dict[int, Agg]:
     return out
 
 
+def recent(record: Record, flt: EndpointFilter, first_second: int, end_second: int) -> list[tuple[int, Agg]]:
+    """Matching traffic of each wall second in [first_second, end_second), in order; an empty Agg when none.
+
+    For the live checks (steady state, stop conditions): they read a few recent seconds, never the whole record.
+    """
+    out = []
+    for second in range(first_second, end_second):
+        agg = Agg()
+        for key, window in (record.windows.get(second) or {}).items():
+            if flt.matches(key):
+                agg.add(window)
+        out.append((second, agg))
+    return out
+
+
 def per_endpoint(record: Record, flt: EndpointFilter, spans: Iterable[PhaseSpan]) -> dict[WindowKey, Agg]:
     """Matching traffic per endpoint, over the windows whose midpoint lies in one of `spans`."""
     spans = list(spans)
@@ -263,16 +278,28 @@ def phase_stats(record: Record, phases: list[PhaseSpan], phase: Phase, flt: Endp
     return PhaseStats(
         phase=phase, spans=len(spans), duration_s=sum(s.end_t - s.start_t for s in spans),
         requests=agg.count, failures=agg.failures, error_rate=agg.error_rate,
-        rps=(agg.count / active) if active > 0 else None,
+        rps=(weighted_count(record, spans, flt) / active) if active > 0 else None,
         p50_ms=agg.percentile_ms(0.50), p95_ms=agg.percentile_ms(0.95), p99_ms=agg.percentile_ms(0.99),
     )
+
+
+def overlap_s(record: Record, second: int, spans: Iterable[PhaseSpan]) -> float:
+    """How much of the one-second window `second` lies inside `spans` (0..1)."""
+    start = record.t_of(second)
+    return sum(max(0.0, min(s.end_t, start + 1.0) - max(s.start_t, start)) for s in spans)
+
+
+def weighted_count(record: Record, spans: list[PhaseSpan], flt: EndpointFilter) -> float:
+    """Requests in `spans`, each second's count weighted by how much of it the spans cover. A phase boundary cuts
+    a window in two; counting the whole window on one side (by its midpoint) biased rates by up to one window."""
+    return sum(agg.count * overlap_s(record, second, spans) for second, agg in per_second(record, flt).items())
 
 
 def rps_over(record: Record, phases: list[PhaseSpan], spans: list[PhaseSpan], flt: EndpointFilter) -> float | None:
     active = active_duration(spans, traffic_extent(record, flt))
     if active <= 0:
         return None
-    return agg_over(record, phases, spans, flt).count / active
+    return weighted_count(record, spans, flt) / active
 
 
 # -- the baseline band -------------------------------------------------------------------------------------------

@@ -7,8 +7,10 @@ import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
+from pydantic import ValidationError
 
 from chaos_events.observe.ledger import Ledger, audit_kafka, audit_pipeline
+from chaos_events.scenario.run_rules import ReadBack
 from tests.helpers import free_port
 
 
@@ -110,12 +112,23 @@ class _Store:
             return 200, {"found": [i for i in ids if i in self.present]}
 
 
+def read_back(base_url: str, **options) -> ReadBack:
+    """The demo API's batch lookup, as a scenario's `ledger.read_back` names it."""
+    return ReadBack(url=base_url + "/api/events/lookup", **options)
+
+
 @pytest.fixture
 def lookup_server():
     servers = []
 
     def start(store: _Store) -> str:
         class Handler(BaseHTTPRequestHandler):
+            def do_GET(self):  # noqa: N802  (the {id} template: 200 when the store has it, else 404)
+                ident = self.path.rsplit("/", 1)[-1]
+                self.send_response(200 if self.path.startswith("/api/events/") and ident in store.present else 404)
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+
             def do_POST(self):  # noqa: N802
                 if self.path != "/api/events/lookup":
                     status, body = 404, {"detail": "not found"}
@@ -160,13 +173,13 @@ def test_audit_pipeline_finds_lost_writes_in_batches(lookup_server):
     present = {f"w1-u1.{i}" for i in range(1200) if i % 100 != 3} | {f"w1-u2.{i}" for i in range(600)}
     store = _Store(present)
     url = lookup_server(store)
-    result = audit_pipeline(ledger, url, batch=500, deadline_s=1.5, channel="api")
+    result = audit_pipeline(ledger, read_back(url, batch=500), deadline_s=1.5, channel="api")
     assert (result.check, result.acknowledged, result.checked) == ("pipeline", 1200, 1200)
     assert (result.found, result.lost, result.verifiable) == (1188, 12, True)
     assert result.detail.startswith("checked 1200 of 1200 acknowledged writes; lost e.g. w1-u1.3, w1-u1.103")
     assert max(store.batch_sizes) == 500
 
-    everything = audit_pipeline(ledger, url, deadline_s=0.5)
+    everything = audit_pipeline(ledger, read_back(url), deadline_s=0.5)
     assert (everything.acknowledged, everything.checked, everything.lost) == (1800, 1800, 12)
 
 
@@ -175,7 +188,7 @@ def test_audit_pipeline_waits_for_the_consumer_to_catch_up(lookup_server):
     ids = {f"w1-u1.{i}" for i in range(100)} | {f"w1-u2.{i}" for i in range(50)}
     late = {i for i in ids if i.endswith("7")}
     store = _Store(ids - late, late=late, late_after=3, fail_first=1)  # first call fails: the API is still busy
-    result = audit_pipeline(ledger, lookup_server(store), batch=40, deadline_s=20.0)
+    result = audit_pipeline(ledger, read_back(lookup_server(store), batch=40), deadline_s=20.0)
     assert (result.checked, result.found, result.lost, result.verifiable) == (150, 150, 0, True)
     assert store.calls > 4
 
@@ -184,8 +197,8 @@ def test_audit_pipeline_samples_a_deterministic_fraction(lookup_server):
     ledger = _ledger(2000)
     store = _Store({f"w1-u1.{i}" for i in range(2000)} | {f"w1-u2.{i}" for i in range(1000)})
     url = lookup_server(store)
-    first = audit_pipeline(ledger, url, fraction=0.1, deadline_s=5.0)
-    second = audit_pipeline(ledger, url, fraction=0.1, deadline_s=5.0)
+    first = audit_pipeline(ledger, read_back(url, sample=0.1), deadline_s=5.0)
+    second = audit_pipeline(ledger, read_back(url, sample=0.1), deadline_s=5.0)
     assert 150 < first.checked < 450 and first.checked == second.checked
     assert (first.acknowledged, first.lost, first.found) == (3000, 0, first.checked)
     assert "(sample 0.1)" in first.detail
@@ -194,11 +207,20 @@ def test_audit_pipeline_samples_a_deterministic_fraction(lookup_server):
 def test_audit_pipeline_unreachable_api_is_not_verifiable():
     url = f"http://127.0.0.1:{free_port()}"
     ledger = _ledger(10)
-    result = audit_pipeline(ledger, url, deadline_s=1.0)
+    result = audit_pipeline(ledger, read_back(url), deadline_s=1.0)
     assert result.verifiable is False and result.checked == 0 and result.lost == 0
     assert result.detail.startswith("could not check every write before the deadline (1s): POST " + url + "/api/events/lookup failed: ")
 
 
-def test_audit_pipeline_refuses_a_bad_fraction():
-    with pytest.raises(ValueError, match=r"audit_pipeline fraction: expected a number in \(0, 1\], got 0"):
-        audit_pipeline(Ledger(), "http://127.0.0.1:1", fraction=0)
+def test_audit_pipeline_reads_back_through_a_url_template(lookup_server):
+    ledger = _ledger(30)
+    store = _Store({f"w1-u1.{i}" for i in range(30) if i != 7} | {f"w1-u2.{i}" for i in range(15)})
+    url = lookup_server(store)
+    result = audit_pipeline(ledger, ReadBack(url=url + "/api/events/{id}"), deadline_s=1.0)
+    assert (result.checked, result.lost) == (45, 1) and "w1-u1.7" in result.detail
+
+
+def test_a_read_back_with_a_bad_sample_is_refused():
+    with pytest.raises(ValidationError):
+        ReadBack(url="http://127.0.0.1:1/x", sample=0)
+

@@ -43,7 +43,7 @@ def test_validate_prints_every_problem_and_exits_2(tmp_path):
     proc = cli("validate", path)
     assert proc.returncode == 2 and proc.stdout == ""
     lines = proc.stderr.splitlines()
-    assert lines[0] == f"{path}:2: unknown key 'colour'; expected one of: description, faults, name, probes, settings, slos, targets"
+    assert lines[0] == f"{path}:2: unknown key 'colour'; expected one of: description, faults, halt_when, ledger, name, on_halt, probes, settings, slos, steady_state, targets"
     assert lines[1] == f"{path}:4 faults[0] (paus): unknown fault 'paus'; expected one of: " + ", ".join(
         __import__("chaos_events.faults", fromlist=["x"]).known_fault_types())
     assert lines[2:] == [f"{path}:4 faults[0] (paus): 'at': must not be negative; got '-1s'",

@@ -18,7 +18,7 @@ from chaos_events.scenario.loader import load_plan, parse_plan
 KNOWN = ", ".join(known_fault_types())
 METRICS = ("error_rate, latency, throughput_drop, detection_time, recovery_time, lost_writes, duplicates, "
            "alerts_fired, health_truthful, blast_radius, data_rejected")
-TOP = "name, description, targets, probes, faults, slos, settings"
+TOP = "name, description, targets, probes, faults, slos, settings, steady_state, halt_when, on_halt, ledger"
 KINDS = "process, container, proxy, directory, endpoint, host, kafka"
 OVERLAP_RULE = "two faults on one target at once conflict (only proxy toxics of different types on different streams may overlap)"
 
@@ -64,7 +64,7 @@ CASES = {
     "missing name": ("targets: {}\n", ["x.yml:1: missing key 'name'"]),
     "name is a list": ("name: [a]\n", ["x.yml:1: 'name': expected text; got a list"]),
     "unknown top-level key": ("name: t\nslo: []\n", [
-        "x.yml:2: unknown key 'slo'; expected one of: description, faults, name, probes, settings, slos, targets"]),
+        "x.yml:2: unknown key 'slo'; expected one of: description, faults, halt_when, ledger, name, on_halt, probes, settings, slos, steady_state, targets"]),
     "duplicate top-level key": ("name: t\nname: u\n", ["x.yml:2: duplicate key 'name' (first at line 1)"]),
     # -- environment interpolation --
     "unset variable": ('name: t\ntargets:\n  d: {directory: "${SCEN_DIR}/x"}\n', [
@@ -199,7 +199,7 @@ def test_every_problem_is_reported_together_in_line_order():
             "  - {at: 1s, for: 2s, fault: nope, target: ghost}\n"
             "slos:\n  - {name: r, metric: recovery_time}\n  - {name: r, metric: lost_writes, max: -1}\n")
     assert problems(text) == [
-        "x.yml:2: unknown key 'colour'; expected one of: description, faults, name, probes, settings, slos, targets",
+        "x.yml:2: unknown key 'colour'; expected one of: description, faults, halt_when, ledger, name, on_halt, probes, settings, slos, steady_state, targets",
         "x.yml:6 faults[0] (cpu_burn): 'at': must not be negative; got '-1s'",
         "x.yml:6 faults[0] (cpu_burn): unknown parameter 'corez'; expected one of: cores, load",
         f"x.yml:7 faults[1] (nope): unknown fault 'nope'; expected one of: {KNOWN}",
