@@ -12,8 +12,8 @@ from dataclasses import dataclass
 class ExitCode(enum.IntEnum):
     """How a run (or a `chaos-events` command) ends. The one table of exit codes; everything else imports it.
 
-    With several causes the most urgent wins, in this order: REVERT_FAILED, BAD_INPUT, HALTED, SLO_FAILED,
-    INCOMPLETE. Failed requests during a fault are expected and never decide the code by themselves.
+    With several causes the most urgent wins, in this order: REVERT_FAILED, BAD_INPUT, HALTED, INCOMPLETE,
+    SLO_FAILED (SLOs judged on an incomplete experiment prove nothing either way). Failed requests during a fault are expected and never decide the code by themselves.
     """
 
     OK = 0              # every planned fault was injected and reverted; every required SLO was judged and held
@@ -36,7 +36,7 @@ _MEANINGS = {
     ExitCode.HALTED: "a stop condition tripped: the run was halted",
     ExitCode.INCOMPLETE: "experiment incomplete: a planned fault was not injected, or the steady state was not met",
 }
-EXIT_PRIORITY = (ExitCode.REVERT_FAILED, ExitCode.BAD_INPUT, ExitCode.HALTED, ExitCode.SLO_FAILED, ExitCode.INCOMPLETE)
+EXIT_PRIORITY = (ExitCode.REVERT_FAILED, ExitCode.BAD_INPUT, ExitCode.HALTED, ExitCode.INCOMPLETE, ExitCode.SLO_FAILED)
 
 
 def most_urgent(codes) -> ExitCode:

@@ -116,6 +116,8 @@ class ChaosEngine:
                     wait = self._steady_state(step)
                     if wait is not None:
                         return wait
+                    if self.timeline.peek(self.clock() - self.delay_s) is not step:
+                        continue  # the gate gave up and aborted the rest
                 self.timeline.take()
                 if step.action is Action.INJECT:
                     self._inject(step)
@@ -140,6 +142,8 @@ class ChaosEngine:
         met, reason = self.gate()
         now = self.clock()
         if met:
+            if self._waiting is not None and self._waiting[0] == step.occurrence_id:
+                self.delay_s = self._waiting[2] + (now - self._waiting[1])   # the wait moves the rest of the timeline
             self._waiting = None
             return None
         if self._waiting is None or self._waiting[0] != step.occurrence_id:

@@ -122,7 +122,7 @@ class _Loader:
         try:
             return TypeAdapter(kind).validate_python(value)
         except ValidationError as exc:
-            issue = translate(exc, None)[0]
+            issue = translate(exc, None, given=value)[0]
             self.problem(path, field, f"{key!r}: {issue.message}")
             return None
 

@@ -75,8 +75,11 @@ def _g(number: Any) -> str:
 _MISSING = object()
 
 
-def _dig(value: Any, loc: tuple) -> Any:
+def _dig(given: Any, loc: tuple) -> Any:
     """The value at `loc` inside what was validated, as written (before any conversion), or _MISSING."""
+    if given is None:
+        return _MISSING
+    value = given
     for part in loc:
         if isinstance(value, dict) and part in value:
             value = value[part]

@@ -79,12 +79,12 @@ def _headline(code: ExitCode, results: tuple[SloResult, ...], missing: list[Miss
     if lost:
         parts.append("data incomplete: " + "; ".join(f"worker {w['worker']} lost at t={w['t']:.1f}s" for w in lost)
                      + " (its requests after that are missing)")
+    if missing:
+        parts.append("experiment incomplete: " + "; ".join(f"{m.fault_id} ({m.fault}) {m.reason}" for m in missing))
     if failed:
         parts.append(f"{len(failed)} SLO(s) broken: " + ", ".join(r.name for r in failed))
     if unverified:
         parts.append(f"{len(unverified)} required SLO(s) not verifiable: " + "; ".join(f"{r.name} ({r.message})" for r in unverified))
-    if missing:
-        parts.append("experiment incomplete: " + "; ".join(f"{m.fault_id} ({m.fault}) {m.reason}" for m in missing))
     return "; ".join(parts) if parts else "every planned fault happened and every required SLO held"
 
 

@@ -10,6 +10,7 @@ import random
 
 import pytest
 
+from chaos_events.errors import ExitCode
 from chaos_events.scenario.model import FaultSpec, Phase, Plan, ProbeKind, ProbeSpec, Settings, SloMetric, SloSpec
 from chaos_events.scenario.loader import parse_plan
 from chaos_events.record import EndpointWindow, FaultEvent, FaultEventKind, LedgerResult, ProbeSample, Record, bucket_ms
@@ -511,7 +512,7 @@ def test_empty_record_is_all_not_verifiable():
     specs = [slo(m) for m in SloMetric]
     rec = Record(run_id="r", scenario="x", start_wall=START)
     v = evaluate(make_plan(slos=specs), rec)
-    assert v.exit_code == 3 and "experiment incomplete: f0#1 (pause broker) not injected" in v.headline
+    assert v.exit_code == ExitCode.INCOMPLETE and "experiment incomplete: f0#1 (pause broker) not injected" in v.headline
     assert all(r.status is SloStatus.NOT_VERIFIABLE for r in v.results), [(r.name, r.status, r.message) for r in v.results]
 
 
