@@ -45,6 +45,7 @@ from typing import Any, Callable, Iterable, Mapping
 import pytest
 
 from chaos_events.backends.process import stop_group
+from chaos_events.run.events import EVENTS_FILE, read_events
 from chaos_events.scenario.units import parse_duration
 
 DEFAULT_LOCUSTFILE = "locustfiles/platform.py"
@@ -54,8 +55,6 @@ STOP_GRACE_S = 20.0          # SIGTERM lets the harness revert its faults; SIGKI
 OBSERVE_AFTER_S = 2.0        # an `observe` callback runs this long after an injection, while the fault is active
 # Scenario variables only a demo platform started by the fixture can fill (pidfiles, the proxy, the run dir).
 DEMO_ONLY_VARIABLES = ("DEMO_RUN_DIR", "DEMO_PROXY_CONTROL", "DEMO_API_DIRECT_URL", "DEMO_KAFKA_DIRECT")
-# The engine's console lines: "t=6.0s inject latency api-link (latency_ms=200.0, ...) [f0#1]".
-_EVENT_LINE = re.compile(r"t=(?P<t>[0-9.]+)s (?P<kind>inject|revert) (?P<type>\S+) (?P<target>\S+).*\[(?P<id>[^\]]+)\]")
 
 
 # -- options, marker -----------------------------------------------------------------------------------------
@@ -465,7 +464,7 @@ class ChaosRunner:
         if self.target.kafka_bootstrap:
             argv[argv.index("--chaos-plan"):argv.index("--chaos-plan")] = ["--kafka-bootstrap", self.target.kafka_bootstrap]
         exit_code, output, observations = _run_locust(argv, full_env, self.rootdir, timeout_s or run_s + OVERHEAD_S,
-                                                      observe, observe_after_s)
+                                                      observe, observe_after_s, run_dir / EVENTS_FILE)
         (run_dir / "locust-output.txt").write_text(output)
         report = None
         report_path = run_dir / "chaos-report.json"
@@ -508,8 +507,11 @@ class ChaosRunner:
 
 
 def _run_locust(argv: list[str], env: Mapping[str, str], cwd: Path, timeout_s: float,
-                observe: Callable[[ChaosEvent], Any] | None, observe_after_s: float) -> tuple[int, str, list[Observation]]:
-    """Run Locust to completion, reading its output live so `observe` runs while each fault is active."""
+                observe: Callable[[ChaosEvent], Any] | None, observe_after_s: float,
+                events_path: Path) -> tuple[int, str, list[Observation]]:
+    """Run Locust to completion, following the run's event stream (`events_path`, JSON lines the session writes) so
+    `observe` runs while each fault is active; the output is kept for the test's failure messages only."""
+    events_offset = 0
     proc = subprocess.Popen(argv, cwd=cwd, env=dict(env), stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
                             stderr=subprocess.STDOUT, text=True, bufsize=1, start_new_session=True)
     lines: "queue.Queue[str | None]" = queue.Queue()
@@ -535,6 +537,12 @@ def _run_locust(argv: list[str], env: Mapping[str, str], cwd: Path, timeout_s: f
                 reader.join(timeout=5)
                 pytest.fail(f"locust did not finish within {timeout_s:g} s; stopped it (pid {proc.pid})\n"
                             f"{_tail(''.join(output) + _drain(lines))}", pytrace=False)
+            fresh, events_offset = read_events(events_path, events_offset)
+            for item in fresh:
+                if item.get("kind") == "injected" and observe is not None:
+                    event = ChaosEvent(float(item["t"]), "inject", item["fault_id"], item["fault"], item["target"])
+                    pending.append((time.monotonic() + observe_after_s, event))
+                    pending.sort(key=lambda p: p[0])
             while pending and pending[0][0] <= now:
                 _, event = pending.pop(0)
                 observations.append(_observe(observe, event))
@@ -552,11 +560,6 @@ def _run_locust(argv: list[str], env: Mapping[str, str], cwd: Path, timeout_s: f
                 finished = True
                 break
             output.append(line)
-            match = _EVENT_LINE.search(line)
-            if match and observe is not None and match["kind"] == "inject":
-                event = ChaosEvent(float(match["t"]), "inject", match["id"], match["type"], match["target"])
-                pending.append((time.monotonic() + observe_after_s, event))
-                pending.sort(key=lambda p: p[0])
         proc.wait(timeout=30)
     except BaseException:
         stop_group(proc, grace=STOP_GRACE_S)

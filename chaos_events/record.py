@@ -60,6 +60,10 @@ class FaultEventKind(enum.Enum):
     ABORTED = "aborted"      # the rest of the timeline was cancelled
 
 
+# The detail of a REVERTED event at the fault's planned end; any other detail means it was reverted early.
+TIME_UP = "time up"
+
+
 @dataclass(frozen=True)
 class FaultEvent:
     """One step of a fault's life. `fault_id` is unique per occurrence, e.g. 'f0#1'."""

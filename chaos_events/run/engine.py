@@ -31,7 +31,7 @@ from typing import Any, Callable
 
 from chaos_events.faults import Fault, FaultContext, fault_type
 from chaos_events.scenario.model import FaultSpec, Plan
-from chaos_events.record import FaultEvent, FaultEventKind, Record
+from chaos_events.record import TIME_UP, FaultEvent, FaultEventKind, Record
 from chaos_events.scenario.safety import split_allowed
 from chaos_events.run.timeline import Action, Step, Timeline
 
@@ -260,7 +260,7 @@ class ChaosEngine:
         if running is None:
             return  # its inject failed (already reverted) or an abort reverted it
         self._stack.remove(running)
-        self._revert(running, "time up")
+        self._revert(running, TIME_UP)
 
     def _unwind(self, reason: str) -> list[RevertFailure]:
         failures = []
@@ -288,7 +288,7 @@ class ChaosEngine:
             return RevertFailure(oid, description, error)
         if self.journal is not None:
             self._journal_quietly(lambda: self.journal.remove(oid))
-        self.log(f"t={self.clock():.1f}s revert {description} [{oid}]" + ("" if reason == "time up" else f" ({reason})"))
+        self.log(f"t={self.clock():.1f}s revert {description} [{oid}]" + ("" if reason == TIME_UP else f" ({reason})"))
         self._event(FaultEventKind.REVERTED, oid, spec.type, spec.target, reason)
         return None
 

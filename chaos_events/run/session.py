@@ -215,7 +215,9 @@ class ChaosSession:
         self.hooks.log(f"chaos-events: HALTED at t={trip.t:.1f}s: {trip.message}; reverting every active fault"
                        + (" and stopping the load" if self.plan.on_halt == "stop_load" else "; the load goes on"))
         if self.events is not None:
-            self.events.write("halted", **trip.to_dict())
+            # "kind" is the stream's own key: the condition's kind goes in as halt_kind.
+            self.events.write("halted", condition=trip.condition.label, halt_kind=trip.condition.kind, message=trip.message,
+                              values=trip.values)
         if self.engine is not None:
             self.engine.abort(f"halted: {trip.message}")
         if self.plan.on_halt == "stop_load":

@@ -18,7 +18,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from chaos_events.errors import ExitCode, most_urgent
-from chaos_events.record import FaultEventKind, Record
+from chaos_events.record import TIME_UP, FaultEventKind, Record
 from chaos_events.scenario.model import Plan, SloSpec
 from chaos_events.verdict import slo_ledger, slo_signals, slo_timing, slo_traffic  # noqa: F401  (they register)
 from chaos_events.verdict import stats
@@ -27,6 +27,9 @@ from chaos_events.verdict.phases import PhaseSpan, derive_phases, run_end
 from chaos_events.verdict.results import SloResult, SloStatus, Verdict
 
 __all__ = ["evaluate", "evaluate_slo", "completeness", "Missing", "SloResult", "SloStatus", "Verdict"]
+
+
+CUT_SHORT_TOLERANCE_S = 0.5  # a revert this close to the planned end is on time
 
 
 @dataclass(frozen=True)
@@ -42,7 +45,8 @@ class Missing:
 
 
 def completeness(plan: Plan, record: Record) -> list[Missing]:
-    """Every planned occurrence that was not both injected and reverted (a failed revert is counted elsewhere)."""
+    """Every planned occurrence that was not injected, or was reverted before its planned end (a failed revert is
+    counted elsewhere)."""
     end = run_end(record)
     by_id: dict[str, dict[FaultEventKind, object]] = {}
     for event in record.events:
@@ -53,6 +57,11 @@ def completeness(plan: Plan, record: Record) -> list[Missing]:
             seen = by_id.get(oid, {})
             what = f"{spec.type} {spec.target}"
             if FaultEventKind.INJECTED in seen:
+                reverted = seen.get(FaultEventKind.REVERTED)
+                # Reverted early (a stop, a halt, Ctrl-C): the fault did not last as planned, so it proved less.
+                if reverted is not None and reverted.detail != TIME_UP and reverted.t < _end - CUT_SHORT_TOLERANCE_S:
+                    missing.append(Missing(oid, what, f"cut short: reverted at t={reverted.t:.1f}s ({reverted.detail}), "
+                                                      f"planned until t={_end:g}s"))
                 continue
             if FaultEventKind.INJECT_FAILED in seen:
                 missing.append(Missing(oid, what, f"inject failed: {seen[FaultEventKind.INJECT_FAILED].detail}"))

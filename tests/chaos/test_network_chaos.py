@@ -32,7 +32,12 @@ def test_api_latency_raises_p95_then_recovers(chaos_target, chaos_run):
     # ... and comes back once it is removed.
     recovery = result.phase("recovery", INGEST)
     assert recovery.p50_ms < base.p50_ms + LATENCY_MS / 4, f"baseline p50 {base.p50_ms} ms, recovery p50 {recovery.p50_ms} ms"
-    assert recovery.p95_ms < fault.p95_ms, f"recovery p95 {recovery.p95_ms} ms, fault p95 {fault.p95_ms} ms"
+    # Requests sent before the revert still finish slow inside the first recovery second (a request counts when it
+    # completes, as in Locust's own stats), so the p95 is compared from one second after the revert on.
+    revert_t = result.reverted("latency")[0].t
+    settled = result.between(revert_t + 1.0, 14.0, INGEST)
+    assert settled.requests > 0 and settled.p95_ms < fault.p95_ms, \
+        f"p95 {settled.p95_ms} ms from 1 s after the revert ({settled.requests} requests), fault p95 {fault.p95_ms} ms"
     # Validate: p95 stays bounded, recovery within 10 s, no ingest errors.
     result.assert_slos()
     # Recover + Verify: no toxic left on the route.

@@ -189,3 +189,18 @@ def test_a_run_shorter_than_its_timeline_is_incomplete():
     verdict = evaluate(make_plan(slos=[slo(SloMetric.ERROR_RATE, max=0.9, during="baseline")]), rec)
     assert verdict.exit_code == ExitCode.INCOMPLETE
     assert "f0#1 (pause broker) not injected: the run ended at t=20.0s, before it was due at t=30s" in verdict.headline
+
+
+def test_a_fault_reverted_before_its_planned_end_is_cut_short():
+    from chaos_events.record import FaultEvent
+    rec = standard_record()
+    rec.events = [e for e in rec.events if e.kind is not FaultEventKind.REVERTED]
+    rec.add_event(FaultEvent(33.0, START + 33, FaultEventKind.REVERTED, "f0#1", "pause", "broker", "test stopped"))
+    verdict = evaluate(make_plan(slos=[slo(SloMetric.ERROR_RATE, max=0.9)]), rec)
+    assert verdict.exit_code == ExitCode.INCOMPLETE
+    assert verdict.headline.startswith("experiment incomplete: f0#1 (pause broker) cut short: reverted at t=33.0s "
+                                       "(test stopped), planned until t=50s")
+    # On time (the engine's own "time up", a moment late or early) is complete.
+    rec.events = [e for e in rec.events if e.kind is not FaultEventKind.REVERTED]
+    rec.add_event(FaultEvent(49.8, START + 49.8, FaultEventKind.REVERTED, "f0#1", "pause", "broker", "time up"))
+    assert evaluate(make_plan(slos=[slo(SloMetric.ERROR_RATE, max=0.9)]), rec).exit_code == ExitCode.OK
