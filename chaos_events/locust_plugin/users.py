@@ -1,6 +1,6 @@
 """Locust user base classes for event platforms: `KafkaUser` produces to Kafka without ever blocking the hub.
 
-May import locust (with plugin.py, the only modules that do) and gevent. Must not import docker or
+May import locust (with wiring.py, distributed.py and arrivals.py: the Locust adapters) and gevent. Must not import docker or
 prometheus_client.
 
 Why it is built this way (ARCHITECTURE section 9): under gevent, confluent-kafka's `poll(timeout)`, `flush()` and a

@@ -1,7 +1,7 @@
 """The live game-day view in Locust's web UI: a "Chaos" tab, a self-contained `/chaos` page with an Abort button,
 the run's reports, and the scenario check that refuses an invalid scenario before a run starts from the form.
 
-An adapter over one ChaosSession. It must not import locust (plugin.py hands it the `web_ui` and the
+An adapter over one ChaosSession. It must not import locust (wiring.py hands it the `web_ui` and the
 `environment`), gevent, docker or prometheus_client; it uses Flask, which Locust's web UI is built on. Everything
 it shows is derived, on each request, from the session's plan, record, engine and provisional verdict: nothing
 here is a second source of truth.

@@ -1,4 +1,4 @@
-"""The house import rules (STYLE.md), enforced on the source: a pure core and thin adapters.
+"""The import rules of docs/ARCHITECTURE.md, enforced on the source: a pure core and thin adapters.
 
 Each rule reads the modules' syntax trees, so a violation anywhere in a file (top level or inside a function) is seen.
 """
