@@ -170,3 +170,14 @@ def test_proxy_and_watchdog_are_delegated(command, text):
     proc = cli(command, "--help")
     assert proc.returncode == 0 and text in proc.stdout
 
+
+
+def test_the_readme_options_table_is_the_generated_one():
+    from pathlib import Path
+
+    from chaos_events.locust_plugin.options import options_markdown
+
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
+    begin = readme.index("-->\n", readme.index("<!-- options:begin")) + len("-->\n")
+    table = readme[begin:readme.index("<!-- options:end -->")]
+    assert table == options_markdown().rstrip("\n") + "\n", "README options table is stale: paste `chaos-events options`"
