@@ -20,6 +20,7 @@ from chaos_events.scenario.fields import markers_of, unit_of
 from chaos_events.scenario.loader import FAULT_KEYS, RepeatModel
 from chaos_events.scenario.model import ProbeKind, Settings, TargetKind
 from chaos_events.scenario.probe_kinds import PROBE_MODELS
+from chaos_events.scenario.run_rules import HALT_KINDS, LedgerConfig, ReadBack, SteadyState
 from chaos_events.scenario.targets import SCALAR_KINDS, TARGET_MODELS
 from chaos_events.verdict.metrics import known_metrics
 
@@ -113,6 +114,11 @@ def scenario_schema() -> dict[str, Any]:
             "probes": {"type": "object", "additionalProperties": {"oneOf": probes}},
             "faults": {"type": "array", "items": {"oneOf": [_fault_entry(n, defs) for n in known_fault_types()]}},
             "slos": {"type": "array", "items": {"oneOf": [_slo_entry(m, defs) for m in known_metrics()]}},
+            "steady_state": _model_schema(SteadyState, defs),
+            "halt_when": {"type": "array", "description": "stop conditions: one kind per entry",
+                          "items": {"oneOf": [_one_kind(k, _model_schema(m, defs), False) for k, m in HALT_KINDS.items()]}},
+            "on_halt": {"enum": ["stop_load", "keep_load"], "description": "after a halt: stop the load or keep it"},
+            "ledger": _model_schema(LedgerConfig, defs),
         },
     }
     if defs:
@@ -200,8 +206,14 @@ def reference_markdown() -> str:
            "`docs/scenario.schema.json`) describes the same format for editors.", "",
            "Any value may be written as `${VAR}` or `${VAR:-default}` (an environment variable).", "",
            "## Top level", "",
-           "`name` (required), `description`, `settings`, `targets`, `probes`, `faults`, `slos`.", "",
+           "`name` (required), `description`, `settings`, `targets`, `probes`, `faults`, `slos`, `steady_state`, "
+           "`halt_when`, `on_halt` (`stop_load`, the default, or `keep_load`), `ledger`.", "",
            *_section("settings", Settings.__doc__, field_rows(Settings)),
+           *_section("steady_state", SteadyState.__doc__, field_rows(SteadyState)),
+           "## Stop conditions (`halt_when`)", "", "A list; each entry is `{KIND: {...}}` with one kind.", "",
+           *[line for kind, model in HALT_KINDS.items() for line in _section(f"`{kind}`", model.__doc__, field_rows(model))],
+           *_section("ledger", LedgerConfig.__doc__, field_rows(LedgerConfig)),
+           *_section("ledger.read_back", ReadBack.__doc__, field_rows(ReadBack)),
            "## Targets", "", "Each target is `NAME: {KIND: ...}`, with exactly one kind. They are the allow-list: "
            "a fault only ever touches a target the scenario names.", ""]
     for kind in TargetKind:

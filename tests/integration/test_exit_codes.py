@@ -2,7 +2,8 @@
 (0 every SLO held, 3 one broke), and failed requests alone never give Locust's 1; without a scenario, Locust's own
 rule stands (1 on any failure).
 
-Each scenario run pauses a real `sleep` process for the rest of the run and checks it was resumed. The load goes to
+Each scenario run pauses a real `sleep` process for 2 s of its 4 s and checks it was resumed (a fault that fits
+in the run: one cut short by the end makes the run incomplete, exit 6, which test_revert_always covers). The load goes to
 a stdlib HTTP server on loopback: `/` answers 200, `/missing` answers 404 (a failed request).
 """
 from __future__ import annotations
@@ -32,7 +33,7 @@ name: strict
 targets:
   victim: {process: {pidfile: "@PIDFILE@"}}
 faults:
-  - {at: 1s, for: 60s, fault: pause, target: victim}
+  - {at: 1s, for: 2s, fault: pause, target: victim}
 slos:
   - {name: no-errors, metric: error_rate, during: all, max: 0}
 """
@@ -42,9 +43,20 @@ name: lenient
 targets:
   victim: {process: {pidfile: "@PIDFILE@"}}
 faults:
-  - {at: 1s, for: 60s, fault: pause, target: victim}
+  - {at: 1s, for: 2s, fault: pause, target: victim}
 slos:
   - {name: any-errors, metric: error_rate, during: all, max: 1.0}
+"""
+
+
+HOLDING_SCENARIO = """
+name: holding
+targets:
+  victim: {process: {pidfile: "@PIDFILE@"}}
+faults:
+  - {at: 1s, for: 2s, fault: pause, target: victim}
+slos:
+  - {name: few-errors, metric: error_rate, max: 0.5}
 """
 
 
@@ -53,6 +65,7 @@ def _slo_statuses(scene) -> dict:
 
 
 def test_every_slo_holds_exits_0(scene):
+    scene.write_scenario(HOLDING_SCENARIO)
     run = scene.run(scene.args("4s"))
     assert run.returncode == 0, run.output[-4000:]
     assert _slo_statuses(scene) == {"few-errors": "pass"}
@@ -94,6 +107,7 @@ def test_without_a_scenario_locust_decides(scene, locustfile, expected):
 @pytest.mark.parametrize("source", ["locust.conf", "environment"])
 def test_harness_options_work_from_locust_conf_and_environment(scene, source):
     # Every harness option has an environment variable and a locust.conf key; the run is configured by them alone.
+    scene.write_scenario(HOLDING_SCENARIO)
     settings = {"chaos-plan": str(scene.scenario), "chaos-report-dir": str(scene.reports / "from-config"),
                 "chaos-journal": str(scene.journal), "chaos-metrics-port": "0"}
     argv = ["-f", str(scene.locustfile), "-u", "2", "-r", "2", "--host", scene.host, "--headless", "--run-time", "4s"]
