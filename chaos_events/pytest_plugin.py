@@ -218,7 +218,7 @@ class PhaseView:
 @dataclass(frozen=True)
 class ChaosEvent:
     """A fault event of the run: kind "injected", "reverted", "inject_failed", "revert_failed" (from the report) or
-    "inject"/"revert" (seen live on the console, for `observe`)."""
+    "inject" (followed live in the run's event stream, for `observe`)."""
 
     t: float
     kind: str
