@@ -13,18 +13,19 @@ from __future__ import annotations
 import copy
 from typing import Any, Iterable
 
-from pydantic import BaseModel
+from pydantic import BaseModel, TypeAdapter
 
 from chaos_events.faults import fault_type, known_fault_types
 from chaos_events.scenario.fields import markers_of, unit_of
 from chaos_events.scenario.loader import FAULT_KEYS, RepeatModel
-from chaos_events.scenario.model import ProbeKind, Settings, TargetKind
+from chaos_events.scenario.model import Plan, ProbeKind, Settings, TargetKind
 from chaos_events.scenario.probe_kinds import PROBE_MODELS
-from chaos_events.scenario.run_rules import HALT_KINDS, LedgerConfig, ReadBack, SteadyState
+from chaos_events.scenario.run_rules import HALT_KINDS, LedgerConfig, OnHalt, ReadBack, SteadyState
 from chaos_events.scenario.targets import SCALAR_KINDS, TARGET_MODELS
 from chaos_events.verdict.metrics import known_metrics
 
 SCHEMA_ID = "chaos-events.scenario/1"
+ON_HALT_DEFAULT = Plan.__dataclass_fields__["on_halt"].default
 # Any scalar may be written as `${VAR}` or `${VAR:-default}`: the loader substitutes it before validation.
 VARIABLE = {"type": "string", "pattern": r"\$\{[A-Za-z_][A-Za-z0-9_]*(:-[^}]*)?\}"}
 _DURATION = {"anyOf": [{"type": "number", "minimum": 0}, {"type": "string"}]}
@@ -117,7 +118,7 @@ def scenario_schema() -> dict[str, Any]:
             "steady_state": _model_schema(SteadyState, defs),
             "halt_when": {"type": "array", "description": "stop conditions: one kind per entry",
                           "items": {"oneOf": [_one_kind(k, _model_schema(m, defs), False) for k, m in HALT_KINDS.items()]}},
-            "on_halt": {"enum": ["stop_load", "keep_load"], "description": "after a halt: stop the load or keep it"},
+            "on_halt": {**TypeAdapter(OnHalt).json_schema(), "description": "after a halt: stop the load or keep it"},
             "ledger": _model_schema(LedgerConfig, defs),
         },
     }
@@ -207,7 +208,8 @@ def reference_markdown() -> str:
            "Any value may be written as `${VAR}` or `${VAR:-default}` (an environment variable).", "",
            "## Top level", "",
            "`name` (required), `description`, `settings`, `targets`, `probes`, `faults`, `slos`, `steady_state`, "
-           "`halt_when`, `on_halt` (`stop_load`, the default, or `keep_load`), `ledger`.", "",
+           f"`halt_when`, `on_halt` ({' or '.join(f'`{v}`' for v in TypeAdapter(OnHalt).json_schema()['enum'])}; "
+           f"default `{ON_HALT_DEFAULT}`), `ledger`.", "",
            *_section("settings", Settings.__doc__, field_rows(Settings)),
            *_section("steady_state", SteadyState.__doc__, field_rows(SteadyState)),
            "## Stop conditions (`halt_when`)", "", "A list; each entry is `{KIND: {...}}` with one kind.", "",

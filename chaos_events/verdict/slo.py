@@ -18,7 +18,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from chaos_events.errors import ExitCode, most_urgent
-from chaos_events.record import TIME_UP, FaultEventKind, Record
+from chaos_events.record import TIME_UP, FaultEvent, FaultEventKind, Record
 from chaos_events.scenario.model import Plan, SloSpec
 from chaos_events.verdict import slo_ledger, slo_signals, slo_timing, slo_traffic  # noqa: F401  (they register)
 from chaos_events.verdict import stats
@@ -47,32 +47,34 @@ class Missing:
 def completeness(plan: Plan, record: Record) -> list[Missing]:
     """Every planned occurrence that was not injected, or was reverted before its planned end (a failed revert is
     counted elsewhere)."""
-    end = run_end(record)
-    by_id: dict[str, dict[FaultEventKind, object]] = {}
+    run_end_t = run_end(record)
+    by_id: dict[str, dict[FaultEventKind, FaultEvent]] = {}
     for event in record.events:
         by_id.setdefault(event.fault_id, {})[event.kind] = event
     missing = []
     for spec in plan.faults:
-        for oid, (start, _end) in zip(spec.occurrence_ids(), spec.occurrences()):
-            seen = by_id.get(oid, {})
-            what = f"{spec.type} {spec.target}"
-            if FaultEventKind.INJECTED in seen:
-                reverted = seen.get(FaultEventKind.REVERTED)
-                # Reverted early (a stop, a halt, Ctrl-C): the fault did not last as planned, so it proved less.
-                if reverted is not None and reverted.detail != TIME_UP and reverted.t < _end - CUT_SHORT_TOLERANCE_S:
-                    missing.append(Missing(oid, what, f"cut short: reverted at t={reverted.t:.1f}s ({reverted.detail}), "
-                                                      f"planned until t={_end:g}s"))
-                continue
-            if FaultEventKind.INJECT_FAILED in seen:
-                missing.append(Missing(oid, what, f"inject failed: {seen[FaultEventKind.INJECT_FAILED].detail}"))
-            elif FaultEventKind.ABORTED in seen:
-                missing.append(Missing(oid, what, f"not injected: {seen[FaultEventKind.ABORTED].detail}"))
-            elif start >= end:
-                missing.append(Missing(oid, what, f"not injected: the run ended at t={end:.1f}s, before it was due "
-                                                  f"at t={start:g}s"))
-            else:
-                missing.append(Missing(oid, what, "not injected (no event recorded)"))
+        for oid, (start, planned_end) in zip(spec.occurrence_ids(), spec.occurrences()):
+            reason = _shortfall(by_id.get(oid, {}), start, planned_end, run_end_t)
+            if reason:
+                missing.append(Missing(oid, f"{spec.type} {spec.target}", reason))
     return missing
+
+
+def _shortfall(seen: dict[FaultEventKind, FaultEvent], start: float, planned_end: float, run_end_t: float) -> str:
+    """Why one occurrence did not happen as planned; "" when it did."""
+    if FaultEventKind.INJECTED in seen:
+        reverted = seen.get(FaultEventKind.REVERTED)
+        # Reverted early (a stop, a halt, Ctrl-C): the fault did not last as planned, so it proved less.
+        if reverted is not None and reverted.detail != TIME_UP and reverted.t < planned_end - CUT_SHORT_TOLERANCE_S:
+            return f"cut short: reverted at t={reverted.t:.1f}s ({reverted.detail}), planned until t={planned_end:g}s"
+        return ""
+    if FaultEventKind.INJECT_FAILED in seen:
+        return f"inject failed: {seen[FaultEventKind.INJECT_FAILED].detail}"
+    if FaultEventKind.ABORTED in seen:
+        return f"not injected: {seen[FaultEventKind.ABORTED].detail}"
+    if start >= run_end_t:
+        return f"not injected: the run ended at t={run_end_t:.1f}s, before it was due at t={start:g}s"
+    return "not injected (no event recorded)"
 
 
 def _headline(code: ExitCode, results: tuple[SloResult, ...], missing: list[Missing], revert_failures: list,

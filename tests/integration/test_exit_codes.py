@@ -28,36 +28,15 @@ class Visitor(FastHttpUser):
         self.client.get("/missing")
 """
 
-STRICT_SCENARIO = """
-name: strict
-targets:
-  victim: {process: {pidfile: "@PIDFILE@"}}
-faults:
-  - {at: 1s, for: 2s, fault: pause, target: victim}
-slos:
-  - {name: no-errors, metric: error_rate, during: all, max: 0}
-"""
-
-LENIENT_SCENARIO = """
-name: lenient
-targets:
-  victim: {process: {pidfile: "@PIDFILE@"}}
-faults:
-  - {at: 1s, for: 2s, fault: pause, target: victim}
-slos:
-  - {name: any-errors, metric: error_rate, during: all, max: 1.0}
-"""
+def _pausing_scenario(name: str, slo: str) -> str:
+    """Pause the victim for 2 s of the 4 s run (a fault that fits in the run), judged by the one SLO `slo`."""
+    return (f'name: {name}\ntargets:\n  victim: {{process: {{pidfile: "@PIDFILE@"}}}}\n'
+            f"faults:\n  - {{at: 1s, for: 2s, fault: pause, target: victim}}\nslos:\n  - {slo}\n")
 
 
-HOLDING_SCENARIO = """
-name: holding
-targets:
-  victim: {process: {pidfile: "@PIDFILE@"}}
-faults:
-  - {at: 1s, for: 2s, fault: pause, target: victim}
-slos:
-  - {name: few-errors, metric: error_rate, max: 0.5}
-"""
+STRICT_SCENARIO = _pausing_scenario("strict", "{name: no-errors, metric: error_rate, during: all, max: 0}")
+LENIENT_SCENARIO = _pausing_scenario("lenient", "{name: any-errors, metric: error_rate, during: all, max: 1.0}")
+HOLDING_SCENARIO = _pausing_scenario("holding", "{name: few-errors, metric: error_rate, max: 0.5}")
 
 
 def _slo_statuses(scene) -> dict:
