@@ -135,12 +135,48 @@ def kill(container: Any, signal_name: str, name: str = "", error: type[ChaosErro
     _call(f"send {signal_name} to", container, name, error, container.kill, signal=signal_name)
 
 
-def pause(container: Any, name: str = "", error: type[ChaosError] = InjectionError) -> None:
-    _call("pause", container, name, error, container.pause)
+# runc's cgroup freezer gives up ("unable to freeze") when a process joins the cgroup mid-freeze, which an exec
+# healthcheck does every few seconds (moby/moby#48205). The engine leaves the container running, so another try is safe.
+FREEZE_ATTEMPTS = 5
+FREEZE_RETRY_S = 0.2
+_TRANSIENT_FREEZE = ("unable to freeze", "unable to thaw", "freezer", "device or resource busy")
 
 
-def unpause(container: Any, name: str = "", error: type[ChaosError] = InjectionError) -> None:
-    _call("unpause", container, name, error, container.unpause)
+def is_transient_freeze_error(text: str) -> bool:
+    """Whether an engine error from pause/unpause is the freezer's transient race, not a real refusal (pure)."""
+    lowered = text.lower()
+    return any(marker in lowered for marker in _TRANSIENT_FREEZE)
+
+
+def _freeze_call(action: str, wanted: str, container: Any, name: str, error: type[ChaosError], fn,
+                 sleep=None) -> int:
+    """pause/unpause with retries over the freezer's race; returns the attempts it took. Done once the container
+    is in the `wanted` state, even when the engine's answer to the last attempt was an error."""
+    import time
+
+    sleep = sleep or time.sleep
+    docker = _docker()
+    for attempt in range(1, FREEZE_ATTEMPTS + 1):
+        try:
+            fn()
+            return attempt
+        except docker.errors.DockerException as exc:
+            text = _explain(exc)
+            if attempt == FREEZE_ATTEMPTS or not is_transient_freeze_error(text):
+                raise error(f"container target {name!r}: cannot {action} container {container.name!r}: {text}"
+                            + (f" (after {attempt} attempts)" if attempt > 1 else "")) from exc
+        if status(container, name, error) == wanted:
+            return attempt
+        sleep(FREEZE_RETRY_S * attempt)
+    raise AssertionError("unreachable")  # the loop returns or raises
+
+
+def pause(container: Any, name: str = "", error: type[ChaosError] = InjectionError) -> int:
+    return _freeze_call("pause", "paused", container, name, error, container.pause)
+
+
+def unpause(container: Any, name: str = "", error: type[ChaosError] = InjectionError) -> int:
+    return _freeze_call("unpause", "running", container, name, error, container.unpause)
 
 
 # -- limits ----------------------------------------------------------------------------------------

@@ -5,9 +5,9 @@ never raises for a failure of the thing it watches: an unreachable target is a s
 when the probe cannot tell), with a bounded error string. `ProbeRunner` samples every probe on its own period, in
 greenlets the caller spawns, and appends to `record.probes`.
 
-confluent_kafka's admin calls block in C; under gevent `offload` runs them on the hub's native thread pool so no
-greenlet freezes. This module is an adapter: it may use gevent and confluent_kafka (both imported lazily); it must
-not import locust or prometheus_client.
+Blocking calls run through `offload`, on the hub's native thread pool under gevent, so no greenlet freezes;
+librdkafka runs in the lag reader's child process (observe/lag_reader.py), never here. This
+module is an adapter: it may use gevent (imported lazily); it must not import locust or prometheus_client.
 """
 from __future__ import annotations
 
@@ -21,7 +21,8 @@ from typing import Any, Callable, Mapping, Protocol
 
 from chaos_events.scenario.model import ProbeKind, ProbeSpec
 from chaos_events.record import ProbeSample, Record
-from chaos_events.observe.ledger import QUIET_KAFKA_LOG, kafka_error_text
+from chaos_events.observe.lag_reader import LagReader
+from chaos_events.observe.ledger import kafka_error_text
 
 __all__ = ["Probe", "HttpProbe", "KafkaLagProbe", "AlertsProbe", "ProbeRunner", "build_probe", "offload"]
 
@@ -166,43 +167,18 @@ class KafkaLagProbe:
         self.bootstrap, self.group, self.topic = bootstrap, group, topic
         self.max_lag = max_lag
         self.timeout_s = timeout_s
-        self._admin: Any = None
-        self._consumer: Any = None
-
-    def _clients(self) -> tuple[Any, Any]:
-        if self._admin is None:
-            from confluent_kafka import Consumer
-            from confluent_kafka.admin import AdminClient
-
-            common = {"bootstrap.servers": self.bootstrap, "logger": QUIET_KAFKA_LOG}
-            self._admin = AdminClient(common)
-            # A consumer is only needed for watermarks; its group is never joined and it commits nothing.
-            self._consumer = Consumer({**common, "group.id": f"chaos-lag-probe-{self.group}", "enable.auto.commit": False})
-        return self._admin, self._consumer
+        self._reader: LagReader | None = None
 
     def read_lag(self) -> dict[int, int]:
-        """Blocking: lag per partition."""
-        from confluent_kafka import ConsumerGroupTopicPartitions, TopicPartition
-
-        admin, consumer = self._clients()
-        metadata = admin.list_topics(self.topic, timeout=self.timeout_s)
-        topic_meta = metadata.topics.get(self.topic)
-        if topic_meta is None or topic_meta.error is not None:
-            raise LookupError(f"topic '{self.topic}' not found" + (f": {topic_meta.error}" if topic_meta else ""))
-        partitions = sorted(topic_meta.partitions)
-        request = [ConsumerGroupTopicPartitions(self.group, [TopicPartition(self.topic, p) for p in partitions])]
-        future = admin.list_consumer_group_offsets(request, request_timeout=self.timeout_s)[self.group]
-        committed = {tp.partition: tp.offset for tp in future.result(timeout=self.timeout_s).topic_partitions}
-        lag: dict[int, int] = {}
-        for p in partitions:
-            low, high = consumer.get_watermark_offsets(TopicPartition(self.topic, p), timeout=self.timeout_s)
-            offset = committed.get(p, -1)
-            lag[p] = max(0, high - (offset if offset >= 0 else low))
-        return lag
+        """Lag per partition, from the reader child (librdkafka stays out of this process). Called on the hub, not
+        through `offload`: gevent starts and reaps children only from its main loop, and the pipe I/O yields."""
+        if self._reader is None:
+            self._reader = LagReader(self.bootstrap, self.group, self.topic, self.timeout_s)
+        return self._reader.read()
 
     def sample(self, t: float, wall: float) -> ProbeSample:
         try:
-            per_partition = offload(self.read_lag, timeout=self.timeout_s * 4)
+            per_partition = self.read_lag()  # cooperative under gevent: a pipe and select, no native call here
         except Exception as exc:  # KafkaException, LookupError, TimeoutError: all mean "could not read the lag"
             text = kafka_error_text(exc) or type(exc).__name__
             return ProbeSample(t, wall, self.name, False, None, {
@@ -213,9 +189,9 @@ class KafkaLagProbe:
         return ProbeSample(t, wall, self.name, healthy, float(total), detail)
 
     def close(self) -> None:
-        consumer, self._consumer, self._admin = self._consumer, None, None
-        if consumer is not None:
-            consumer.close()
+        reader, self._reader = self._reader, None
+        if reader is not None:
+            reader.close()
 
 
 # ---------------------------------------------------------------------------------------------------------

@@ -3,6 +3,7 @@ firing rules, and consumer lag from a real Tansu broker on free ports."""
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import threading
 import time
@@ -240,3 +241,29 @@ def test_kafka_lag_probe_unreachable_broker_is_unhealthy_with_the_reason():
     assert sample.healthy is False and sample.value is None
     assert sample.detail["error"].startswith(bootstrap + ": ")
     assert sample.detail["group"] == "g" and sample.detail["topic"] == "events"
+
+
+def test_kafka_lag_reader_aborting_costs_one_sample_not_the_process(tansu):
+    """librdkafka can abort its process mid-request when a broker dies (confluentinc/librdkafka#3663). The probe
+    keeps librdkafka in a child: an abort there (SIGABRT, as librdkafka's assert sends) is one failed sample, the
+    next sample starts a new reader, and this process lives on."""
+    import signal
+
+    _create_topic(tansu, "events", 2)
+    probe = KafkaLagProbe("lag", 1.0, tansu, "events-store", "events", timeout_s=2.0)
+    try:
+        first = probe.sample(1.0, 1.0)
+        assert first.healthy is True and first.value == 0.0, first.detail
+        child = probe._reader._child
+        os.kill(child.pid, signal.SIGABRT)
+        child.wait(timeout=10)
+        aborted = probe.sample(2.0, 2.0)
+        assert aborted.healthy is False and aborted.value is None
+        assert "lag reader process died (signal SIGABRT)" in aborted.detail["error"], aborted.detail
+        again = probe.sample(3.0, 3.0)
+        assert again.healthy is True and again.value == 0.0, again.detail
+        assert probe._reader._child.pid != child.pid
+    finally:
+        reader_child = probe._reader._child if probe._reader else None
+        probe.close()
+    assert reader_child is None or reader_child.poll() is not None  # close() ended the child it started
