@@ -1,5 +1,6 @@
 """The live game-day view in Locust's web UI: a "Chaos" tab, a self-contained `/chaos` page with an Abort button,
-the run's reports, and the scenario check that refuses an invalid scenario before a run starts from the form.
+the run's reports, and the scenario check that refuses an invalid scenario before a run starts from the form. The
+safety rules (cross-origin writes, scenario paths outside the scenario directory) live in web_guard.py.
 
 An adapter over one ChaosSession. It must not import locust (wiring.py hands it the `web_ui` and the
 `environment`), gevent, docker or prometheus_client; it uses Flask, which Locust's web UI is built on. Everything
@@ -23,6 +24,7 @@ from typing import Any, Callable
 
 from flask import Blueprint, Response, jsonify, request, send_from_directory, url_for
 
+from chaos_events.locust_plugin.web_guard import refuse_cross_origin_writes, scenario_directory, scenario_path_refusal
 from chaos_events.scenario.model import Plan, SloMetric
 from chaos_events.record import FaultEventKind
 from chaos_events.run.timeline import Action, schedule
@@ -238,6 +240,8 @@ def install_chaos_tab(web_ui: Any, environment: Any, get_session: Callable[[], A
     base = (getattr(options, "web_base_path", None) or "").rstrip("/")
     blueprint = Blueprint("chaos_events", __name__, url_prefix=f"{base}/chaos")
     guard = web_ui.auth_required_if_enabled
+    refuse_cross_origin_writes(web_ui.app)  # before every hook and route below: a refused request touches nothing
+    scenarios_dir, scenarios_dir_origin = scenario_directory(options.chaos_plan)  # from the plan Locust started with
 
     def runner_state() -> str:
         runner = environment.runner
@@ -321,6 +325,10 @@ def install_chaos_tab(web_ui: Any, environment: Any, get_session: Callable[[], A
             return None
         if guard(lambda: None)() is not None:
             return None  # not logged in: Locust's own /swarm view refuses it; touch nothing
+        refusal = scenario_path_refusal(request.form.get(FORM_PLAN_FIELD), scenarios_dir, scenarios_dir_origin)
+        if refusal is not None:
+            logger.error("chaos-events: %s", refusal)
+            return jsonify({"success": False, "message": refusal, "host": environment.host}), 400
         message = _apply_form_and_reload(environment, reload_plan, runner_state())
         if message is None:
             return None
