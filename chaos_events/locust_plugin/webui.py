@@ -241,7 +241,6 @@ def install_chaos_tab(web_ui: Any, environment: Any, get_session: Callable[[], A
     blueprint = Blueprint("chaos_events", __name__, url_prefix=f"{base}/chaos")
     guard = web_ui.auth_required_if_enabled
     refuse_cross_origin_writes(web_ui.app)  # before every hook and route below: a refused request touches nothing
-    scenarios_dir, scenarios_dir_origin = scenario_directory(options.chaos_plan)  # from the plan Locust started with
 
     def runner_state() -> str:
         runner = environment.runner
@@ -292,6 +291,13 @@ def install_chaos_tab(web_ui: Any, environment: Any, get_session: Callable[[], A
 
     web_ui.app.register_blueprint(blueprint)
 
+    _install_tab_rows(web_ui, get_session, runner_state, base)
+    _install_scenario_check(web_ui, environment, guard, reload_plan, runner_state)
+    return blueprint
+
+
+def _install_tab_rows(web_ui: Any, get_session: Callable[[], Any], runner_state: Callable[[], str], base: str) -> None:
+    """The Chaos tab's shape in the React UI's template args, and its rows in every /stats/requests answer."""
     args = web_ui.template_args
     args["extended_tabs"] = [t for t in args.get("extended_tabs", []) if t.get("key") != TAB_KEY] + \
         [{"title": TAB_TITLE, "key": TAB_KEY}]
@@ -319,6 +325,12 @@ def install_chaos_tab(web_ui: Any, environment: Any, get_session: Callable[[], A
                 fresh.headers[header] = value
         return fresh
 
+
+def _install_scenario_check(web_ui: Any, environment: Any, guard: Callable, reload_plan: Callable[[], str | None],
+                            runner_state: Callable[[], str]) -> None:
+    """Before Locust's /swarm: refuse a scenario path outside the scenario directory (400) or an invalid scenario."""
+    scenarios_dir, scenarios_dir_origin = scenario_directory(environment.parsed_options.chaos_plan)  # as started
+
     @web_ui.app.before_request
     def check_scenario_before_swarm() -> Response | None:
         if request.method != "POST" or request.endpoint != "locust.swarm":
@@ -334,8 +346,6 @@ def install_chaos_tab(web_ui: Any, environment: Any, get_session: Callable[[], A
             return None
         logger.error("chaos-events: run not started: %s", message)
         return jsonify({"success": False, "message": message, "host": environment.host})
-
-    return blueprint
 
 
 def _apply_form_and_reload(environment: Any, reload_plan: Callable[[], str | None], state: str) -> str | None:
