@@ -340,6 +340,8 @@ def _install_scenario_check(web_ui: Any, environment: Any, guard: Callable, relo
         refusal = scenario_path_refusal(request.form.get(FORM_PLAN_FIELD), scenarios_dir, scenarios_dir_origin)
         if refusal is not None:
             logger.error("chaos-events: %s", refusal)
+            # 400, as issue #16 asks: Locust 2.47's React form then says only "An unknown error occurred." (it reads
+            # the body of a 2xx answer only), so the message is in this log line and the JSON for other clients.
             return jsonify({"success": False, "message": refusal, "host": environment.host}), 400
         message = _apply_form_and_reload(environment, reload_plan, runner_state())
         if message is None:
