@@ -1,5 +1,6 @@
 """The live game-day view in Locust's web UI: a "Chaos" tab, a self-contained `/chaos` page with an Abort button,
-the run's reports, and the scenario check that refuses an invalid scenario before a run starts from the form.
+the run's reports, and the scenario check that refuses an invalid scenario before a run starts from the form. The
+safety rules (cross-origin writes, scenario paths outside the scenario directory) live in web_guard.py.
 
 An adapter over one ChaosSession. It must not import locust (wiring.py hands it the `web_ui` and the
 `environment`), gevent, docker or prometheus_client; it uses Flask, which Locust's web UI is built on. Everything
@@ -23,6 +24,7 @@ from typing import Any, Callable
 
 from flask import Blueprint, Response, jsonify, request, send_from_directory, url_for
 
+from chaos_events.locust_plugin.web_guard import refuse_cross_origin_writes, scenario_directory, scenario_path_refusal
 from chaos_events.scenario.model import Plan, SloMetric
 from chaos_events.record import FaultEventKind
 from chaos_events.run.timeline import Action, schedule
@@ -238,6 +240,7 @@ def install_chaos_tab(web_ui: Any, environment: Any, get_session: Callable[[], A
     base = (getattr(options, "web_base_path", None) or "").rstrip("/")
     blueprint = Blueprint("chaos_events", __name__, url_prefix=f"{base}/chaos")
     guard = web_ui.auth_required_if_enabled
+    refuse_cross_origin_writes(web_ui.app)  # before every hook and route below: a refused request touches nothing
 
     def runner_state() -> str:
         runner = environment.runner
@@ -288,6 +291,13 @@ def install_chaos_tab(web_ui: Any, environment: Any, get_session: Callable[[], A
 
     web_ui.app.register_blueprint(blueprint)
 
+    _install_tab_rows(web_ui, get_session, runner_state, base)
+    _install_scenario_check(web_ui, environment, guard, reload_plan, runner_state)
+    return blueprint
+
+
+def _install_tab_rows(web_ui: Any, get_session: Callable[[], Any], runner_state: Callable[[], str], base: str) -> None:
+    """The Chaos tab's shape in the React UI's template args, and its rows in every /stats/requests answer."""
     args = web_ui.template_args
     args["extended_tabs"] = [t for t in args.get("extended_tabs", []) if t.get("key") != TAB_KEY] + \
         [{"title": TAB_TITLE, "key": TAB_KEY}]
@@ -315,19 +325,29 @@ def install_chaos_tab(web_ui: Any, environment: Any, get_session: Callable[[], A
                 fresh.headers[header] = value
         return fresh
 
+
+def _install_scenario_check(web_ui: Any, environment: Any, guard: Callable, reload_plan: Callable[[], str | None],
+                            runner_state: Callable[[], str]) -> None:
+    """Before Locust's /swarm: refuse a scenario path outside the scenario directory (400) or an invalid scenario."""
+    scenarios_dir, scenarios_dir_origin = scenario_directory(environment.parsed_options.chaos_plan)  # as started
+
     @web_ui.app.before_request
     def check_scenario_before_swarm() -> Response | None:
         if request.method != "POST" or request.endpoint != "locust.swarm":
             return None
         if guard(lambda: None)() is not None:
             return None  # not logged in: Locust's own /swarm view refuses it; touch nothing
+        refusal = scenario_path_refusal(request.form.get(FORM_PLAN_FIELD), scenarios_dir, scenarios_dir_origin)
+        if refusal is not None:
+            logger.error("chaos-events: %s", refusal)
+            # 400, as issue #16 asks: Locust 2.47's React form then says only "An unknown error occurred." (it reads
+            # the body of a 2xx answer only), so the message is in this log line and the JSON for other clients.
+            return jsonify({"success": False, "message": refusal, "host": environment.host}), 400
         message = _apply_form_and_reload(environment, reload_plan, runner_state())
         if message is None:
             return None
         logger.error("chaos-events: run not started: %s", message)
         return jsonify({"success": False, "message": message, "host": environment.host})
-
-    return blueprint
 
 
 def _apply_form_and_reload(environment: Any, reload_plan: Callable[[], str | None], state: str) -> str | None:

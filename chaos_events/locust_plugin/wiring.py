@@ -27,6 +27,7 @@ from chaos_events.observe.recorder import Recorder
 from chaos_events.faults.data import BROADCAST_START, BROADCAST_STOP, BROADCAST_STOP_ALL
 from chaos_events.locust_plugin.distributed import WorkerBooks
 from chaos_events.locust_plugin.options import add_options
+from chaos_events.locust_plugin.web_guard import LOOPBACK_BIND, web_host_given, web_host_refusal
 from chaos_events.scenario.model import Plan, SloMetric
 from chaos_events.scenario.loader import load_plan
 from chaos_events.record import Record
@@ -85,6 +86,8 @@ def _on_init(environment, runner=None, web_ui=None, **_kwargs):
     options = environment.parsed_options
     if options is None or runner is None:
         return  # used as a library without Locust's command line: nothing to wire
+    if web_ui is not None:
+        _bind_web_ui_safely(options, web_ui)
     _h.environment = environment
     _wire_bad_traffic(environment, runner)
     environment.events.request.add_listener(_on_request)
@@ -121,6 +124,20 @@ def _on_init(environment, runner=None, web_ui=None, **_kwargs):
         from chaos_events.locust_plugin.webui import install_chaos_tab
         install_chaos_tab(web_ui, environment, lambda: _h.session, _reload_plan_from_options, abort=_abort_chaos)
     atexit.register(_emergency_revert)
+
+
+def _bind_web_ui_safely(options, web_ui) -> None:
+    """Loopback unless --web-host was given; beyond loopback only with --web-login. Runs before web_ui.start() binds."""
+    from locust.argument_parser import get_parser
+    given = web_host_given(get_parser)
+    if not (given if given is not None else options.web_host != ""):  # unparsable argv: judge by the value
+        options.web_host = web_ui.host = LOOPBACK_BIND
+        _say(f"chaos-events: the web UI listens on {LOOPBACK_BIND} only: http://{LOOPBACK_BIND}:{options.web_port}"
+             f"{options.web_base_path or ''} (give --web-host to choose another address)")
+        return
+    refusal = web_host_refusal(options.web_host, bool(getattr(options, "web_login", False)))
+    if refusal is not None:
+        _fail_input(refusal)
 
 
 def _kafka_option_problems(environment) -> list[str]:
