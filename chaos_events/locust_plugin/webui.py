@@ -328,7 +328,7 @@ def _install_tab_rows(web_ui: Any, get_session: Callable[[], Any], runner_state:
 
 def _install_scenario_check(web_ui: Any, environment: Any, guard: Callable, reload_plan: Callable[[], str | None],
                             runner_state: Callable[[], str]) -> None:
-    """Before Locust's /swarm: refuse a scenario path outside the scenario directory (400) or an invalid scenario."""
+    """Before Locust's /swarm: refuse a scenario path outside the scenario directory or an invalid scenario."""
     scenarios_dir, scenarios_dir_origin = scenario_directory(environment.parsed_options.chaos_plan)  # as started
 
     @web_ui.app.before_request
@@ -340,9 +340,9 @@ def _install_scenario_check(web_ui: Any, environment: Any, guard: Callable, relo
         refusal = scenario_path_refusal(request.form.get(FORM_PLAN_FIELD), scenarios_dir, scenarios_dir_origin)
         if refusal is not None:
             logger.error("chaos-events: %s", refusal)
-            # 400, as issue #16 asks: Locust 2.47's React form then says only "An unknown error occurred." (it reads
-            # the body of a 2xx answer only), so the message is in this log line and the JSON for other clients.
-            return jsonify({"success": False, "message": refusal, "host": environment.host}), 400
+            # 200 with success false, like an invalid scenario: Locust's form shows only a 2xx answer's message (a 400
+            # reads "An unknown error occurred."), and the user must see why nothing started. Nothing was read.
+            return jsonify({"success": False, "message": refusal, "host": environment.host})
         message = _apply_form_and_reload(environment, reload_plan, runner_state())
         if message is None:
             return None

@@ -2,7 +2,7 @@
 same-origin check and its Flask hook, scenario path containment, and telling a given --web-host from Locust's
 default through Locust's real parser (command line, LOCUST_WEB_HOST, locust.conf).
 
-The running Locust (default bind, exit 2, 403 and 400 over HTTP) is tests/integration/test_webui_safety.py.
+The running Locust (default bind, exit 2, 403 and the refused scenario path over HTTP) is tests/integration/test_webui_safety.py.
 """
 from __future__ import annotations
 
