@@ -33,13 +33,9 @@ class FaultEntries(Walker):
     """The loader's checks of the `faults:` list."""
 
     def faults(self, value: Any, targets: Mapping[str, Target]) -> list[FaultSpec]:
-        if value is None:
-            return []
-        if not isinstance(value, list):
-            self.problem(("faults",), "faults", "expected a list of faults, like [{at: 30s, for: 20s, fault: pause, "
-                                                f"target: broker}}]; got {shown(value)}")
-            return []
-        out = [spec for index, item in enumerate(value) if (spec := self.fault(index, item, targets)) is not None]
+        items = [] if value is None else self.sequence(
+            value, "faults", "a list of faults, like [{at: 30s, for: 20s, fault: pause, target: broker}]") or []
+        out = [spec for index, item in enumerate(items) if (spec := self.fault(index, item, targets)) is not None]
         for path_index, field, message in overlap_problems(out, targets):
             self.problem(("faults", path_index), field, message)
         return out

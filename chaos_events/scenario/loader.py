@@ -22,7 +22,7 @@ from pydantic import BaseModel
 from chaos_events.errors import PlanError, Problem
 from chaos_events.scenario.document import read_document
 from chaos_events.scenario.fault_entries import FAULT_KEYS, MAX_REPEAT_TIMES, FaultEntries, RepeatModel
-from chaos_events.scenario.fields import AnyText, Text, shown
+from chaos_events.scenario.fields import AnyText, Text
 from chaos_events.scenario.model import Plan, ProbeKind, ProbeSpec, Settings, Target, TargetKind
 from chaos_events.scenario.probe_kinds import PROBE_MODELS
 from chaos_events.scenario.run_rules import HALT_KINDS, HaltCondition, LedgerConfig, OnHalt, SteadyState
@@ -134,12 +134,11 @@ class _Loader(FaultEntries, SloEntries):
     def halts(self, value: Any, probes: Mapping[str, ProbeSpec]) -> tuple[HaltCondition, ...] | None:
         if value is None:
             return ()
-        if not isinstance(value, list):
-            self.problem(("halt_when",), "halt_when", "expected a list of stop conditions, like "
-                                                      f"[{{error_rate: {{max: 50%, for: 10s}}}}]; got {shown(value)}")
+        items = self.sequence(value, "halt_when", "a list of stop conditions, like [{error_rate: {max: 50%, for: 10s}}]")
+        if items is None:
             return None
         out, ok = [], True
-        for index, item in enumerate(value):
+        for index, item in enumerate(items):
             path, field = ("halt_when", index), f"halt_when[{index}]"
             chosen = self.kinds_of(item, path, field, "stop condition", ", ".join(HALT_KINDS))
             if chosen is None:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any, Mapping
 
-from chaos_events.scenario.fields import Flag, Text, shown
+from chaos_events.scenario.fields import Flag, Text
 from chaos_events.scenario.model import ProbeSpec, SloMetric, SloSpec
 from chaos_events.scenario.walker import Walker
 from chaos_events.verdict.metrics import metric_def
@@ -22,15 +22,11 @@ class SloEntries(Walker):
     """The loader's checks of the `slos:` list."""
 
     def slos(self, value: Any, probes: Mapping[str, ProbeSpec], ledger: Any) -> list[SloSpec]:
-        if value is None:
-            return []
-        if not isinstance(value, list):
-            self.problem(("slos",), "slos", "expected a list of SLOs, like [{name: recovery, metric: recovery_time, "
-                                            f"max: 30s}}]; got {shown(value)}")
-            return []
+        items = [] if value is None else self.sequence(
+            value, "slos", "a list of SLOs, like [{name: recovery, metric: recovery_time, max: 30s}]") or []
         first_line: dict[str, int | None] = {}
         out = []
-        for index, item in enumerate(value):
+        for index, item in enumerate(items):
             spec = self.slo(index, item, probes, first_line, ledger)
             if spec is not None:
                 out.append(spec)

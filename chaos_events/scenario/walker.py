@@ -65,6 +65,13 @@ class Walker:
             self.problem(path, field, f"expected {expected}; got {shown(value)}")
         return None
 
+    def sequence(self, value: Any, key: str, expected: str) -> list | None:
+        """A top-level section that must be a list: `value`, or None after placing "expected ...; got ..." at `key`."""
+        if isinstance(value, list):
+            return value
+        self.problem((key,), key, f"expected {expected}; got {shown(value)}")
+        return None
+
     def host_ok(self, path: tuple, field: str, key: str, host: str, settings: Settings) -> bool:
         allowed = tuple(settings.allowed_hosts) + self.extra_allowed
         if host_allowed(host, allowed):
