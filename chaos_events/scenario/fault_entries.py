@@ -11,7 +11,7 @@ from typing import Any, Mapping
 from pydantic import Field
 
 from chaos_events.faults import fault_type, known_fault_types
-from chaos_events.scenario.fields import Flag, ScenarioModel, Seconds, Text, WholeNumber, shown
+from chaos_events.scenario.fields import Flag, ScenarioModel, Seconds, WholeNumber, shown
 from chaos_events.scenario.model import FaultSpec, Repeat, Target
 from chaos_events.scenario.overlaps import overlap_problems
 from chaos_events.scenario.walker import Walker
@@ -61,10 +61,7 @@ class FaultEntries(Walker):
 
     def fault_class(self, entries: dict, path: tuple, index: int) -> tuple[Any, str]:
         known = ", ".join(known_fault_types())
-        if "fault" not in entries:
-            self.problem(path, f"faults[{index}]", f"missing key 'fault'; expected one of: {known}")
-            return None, f"faults[{index}]"
-        name = self.value(Text, entries["fault"], (*path, "fault"), f"faults[{index}]", "fault")
+        name = self.text_key(entries, path, f"faults[{index}]", "fault", f"missing key 'fault'; expected one of: {known}")
         field = f"faults[{index}] ({name})" if name else f"faults[{index}]"
         if name is None:
             return None, field
@@ -102,10 +99,7 @@ class FaultEntries(Walker):
 
     def fault_target(self, entries: dict, path: tuple, field: str, targets: Mapping[str, Target], cls: Any) -> Target | None:
         declared = ", ".join(sorted(self.declared_targets)) or "(none)"
-        if "target" not in entries:
-            self.problem(path, field, f"missing key 'target'; declared targets: {declared}")
-            return None
-        name = self.value(Text, entries["target"], (*path, "target"), field, "target")
+        name = self.text_key(entries, path, field, "target", f"missing key 'target'; declared targets: {declared}")
         if name is None:
             return None
         target = targets.get(name)

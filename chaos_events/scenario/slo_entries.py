@@ -64,10 +64,7 @@ class SloEntries(Walker):
         return SloSpec(name, metric, params, line=self.doc.line(path), optional=optional)
 
     def slo_metric(self, entries: dict, path: tuple, field: str) -> SloMetric | None:
-        if "metric" not in entries:
-            self.problem(path, field, f"missing key 'metric'; expected one of: {_METRICS}")
-            return None
-        text = self.value(Text, entries["metric"], (*path, "metric"), field, "metric")
+        text = self.text_key(entries, path, field, "metric", f"missing key 'metric'; expected one of: {_METRICS}")
         if text is None:
             return None
         try:

@@ -11,7 +11,7 @@ from typing import Any, Mapping
 from pydantic import BaseModel, TypeAdapter, ValidationError
 
 from chaos_events.scenario.document import Document
-from chaos_events.scenario.fields import markers_of, shown
+from chaos_events.scenario.fields import Text, markers_of, shown
 from chaos_events.scenario.model import ProbeKind, ProbeSpec, Settings
 from chaos_events.scenario.problems import translate
 from chaos_events.scenario.safety import host_allowed
@@ -57,6 +57,13 @@ class Walker:
             issue = translate(exc, None, given=value)[0]
             self.problem(path, field, f"{key!r}: {issue.message}")
             return None
+
+    def text_key(self, entries: dict, path: tuple, field: str, key: str, missing: str) -> str | None:
+        """The text under a required `key`, or None after placing `missing` (absent) or the value's error."""
+        if key not in entries:
+            self.problem(path, field, missing)
+            return None
+        return self.value(Text, entries[key], (*path, key), field, key)
 
     def mapping(self, value: Any, path: tuple, field: str, expected: str) -> dict | None:
         if isinstance(value, dict):
