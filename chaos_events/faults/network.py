@@ -1,7 +1,8 @@
 """Network faults: toxics on a route of a fault proxy, this project's (backends/proxy/) or a real Toxiproxy.
 
-Must not import locust, gevent, docker or prometheus_client: only the proxy's client (requests) is imported, inside
-the methods, so `chaos-events validate` stays light.
+Must not import locust, gevent, docker or prometheus_client: the proxy's client (requests) is imported inside the
+methods, and at module level only its default address (backends/proxy/defaults.py, standard library), so
+`chaos-events validate` stays light.
 
 Every fault targets a proxy route (a ProxyTarget: route, control URL or None, server `harness` or `toxiproxy`);
 with no control URL the fault uses $CHAOS_PROXY_CONTROL, else http://127.0.0.1:8474.
@@ -21,7 +22,6 @@ Example scenario lines:
 """
 from __future__ import annotations
 
-import os
 import re
 import uuid
 from dataclasses import dataclass
@@ -29,6 +29,7 @@ from typing import Annotated, Any, ClassVar
 
 from pydantic import Field, model_validator
 
+from chaos_events.backends.proxy.defaults import default_control_url
 from chaos_events.errors import InjectionError, RevertError
 from chaos_events.faults.base import Fault, FaultContext, FaultParams, register
 from chaos_events.scenario.fields import Milliseconds, Number, SizeBytes, choice, fail
@@ -37,14 +38,13 @@ from chaos_events.scenario.model import Target, TargetKind
 STREAM_CHOICES = ("both", "downstream", "upstream")
 SERVERS = ("harness", "toxiproxy")
 _TOXIC_NAME_UNSAFE = re.compile(r"[^A-Za-z0-9_.:-]")  # the proxy's toxic-name alphabet
-DEFAULT_CONTROL_URL = "http://127.0.0.1:8474"
 KBPS_TO_KB_PER_S = 1 / 8  # 1 kbps = 1000 bit/s = 125 bytes/s = 0.125 KB/s (Toxiproxy's KB is 1000 bytes)
 DISABLE = "disable"      # on a real Toxiproxy the fault is the proxy's `enabled: false`, not a toxic
 
 
 def control_url_for(target: Target) -> str:
     """The target's control URL, else $CHAOS_PROXY_CONTROL, else the default."""
-    return target.spec.control or os.environ.get("CHAOS_PROXY_CONTROL") or DEFAULT_CONTROL_URL
+    return target.spec.control or default_control_url()
 
 
 def server_for(target: Target) -> str:

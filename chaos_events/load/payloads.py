@@ -35,11 +35,13 @@ _UNITS = {"temperature": "celsius", "humidity": "percent", "pressure": "hpa"}
 
 
 def event_id(producer_id: str, seq: int) -> str:
+    """The id a write carries end to end: 'producer.seq' (the one definition; the ledger and its audits import it)."""
     return f"{producer_id}.{seq}"
 
 
 def parse_event_id(value: str) -> tuple[str, int] | None:
-    """(producer_id, seq) when `value` has the ledger form `PRODUCER.SEQ`, else None."""
+    """(producer_id, seq) when `value` has the ledger form `PRODUCER.SEQ`, else None: 'w1-u3.17' -> ('w1-u3', 17);
+    the producer may contain dots (the last one splits)."""
     producer, sep, seq = value.rpartition(".")
     if not sep or not producer or not seq.isdigit():
         return None

@@ -2,10 +2,11 @@
 
 Pure, but for reading the file: standard library, PyYAML (through document.py) and pydantic. Each concept validates
 itself with its own model (target kinds: targets.py, probe kinds: probe_kinds.py, faults: each fault type's
-`Params`, SLOs: each metric's `Params`); this module walks the document, hands each part to its model, places every
+`Params`, SLOs: each metric's `Params`); the loader walks the document, hands each part to its model, places every
 error at its line, and checks what crosses parts: a fault's target exists and suits it, an SLO names declared
-probes and targets, hosts are allowed, two faults do not fight over one target. Whether targets exist on this
-machine is the pre-run check's job (preflight.py), not this one's.
+probes and targets, hosts are allowed, two faults do not fight over one target. The walk is split by part: this
+module (top level, settings, targets, probes, run rules), fault_entries.py and slo_entries.py, on walker.py's
+helpers. Whether targets exist on this machine is the pre-run check's job (preflight.py), not this one's.
 
 Example:
     plan = load_plan("scenarios/service-broker-pause.yml")
@@ -16,36 +17,26 @@ from __future__ import annotations
 import os
 from typing import Any, Mapping
 
-from pydantic import BaseModel, TypeAdapter, ValidationError
+from pydantic import BaseModel
 
 from chaos_events.errors import PlanError, Problem
-from chaos_events.faults import fault_type, known_fault_types
-from chaos_events.scenario.document import Document, read_document
-from pydantic import Field
-
-from chaos_events.scenario.fields import AnyText, Flag, ScenarioModel, Seconds, Text, WholeNumber, markers_of, shown
-from chaos_events.scenario.model import (
-    FaultSpec, Plan, ProbeKind, ProbeSpec, Repeat, Settings, SloMetric, SloSpec, Target, TargetKind,
-)
-from chaos_events.scenario.overlaps import overlap_problems
+from chaos_events.scenario.document import read_document
+from chaos_events.scenario.fault_entries import FAULT_KEYS, MAX_REPEAT_TIMES, FaultEntries, RepeatModel
+from chaos_events.scenario.fields import AnyText, Text
+from chaos_events.scenario.model import Plan, ProbeKind, ProbeSpec, Settings, Target, TargetKind
 from chaos_events.scenario.probe_kinds import PROBE_MODELS
 from chaos_events.scenario.run_rules import HALT_KINDS, HaltCondition, LedgerConfig, OnHalt, SteadyState
-from chaos_events.scenario.problems import translate
-from chaos_events.scenario.safety import host_allowed, split_allowed
+from chaos_events.scenario.safety import split_allowed
+from chaos_events.scenario.slo_entries import SLO_KEYS, SloEntries
 from chaos_events.scenario.targets import SCALAR_KINDS, TARGET_MODELS, target_hosts
-from chaos_events.verdict.metrics import RefersTo, metric_def
-from chaos_events.verdict.slo import evaluate as _register_metrics  # noqa: F401  (imports every metric family)
+
+__all__ = ["load_plan", "parse_plan", "FAULT_KEYS", "MAX_REPEAT_TIMES", "SLO_KEYS", "TOP_KEYS", "RepeatModel"]
 
 TOP_KEYS = ("name", "description", "targets", "probes", "faults", "slos", "settings", "steady_state", "halt_when",
             "on_halt", "ledger")
-FAULT_KEYS = ("at", "for", "fault", "target", "repeat", "params", "steady_state")
-SLO_KEYS = ("name", "metric", "optional")
-MAX_REPEAT_TIMES = 1000
 _TARGET_KINDS = ", ".join(k.value for k in TargetKind)
 _PROBE_KINDS = ", ".join(k.value for k in ProbeKind)
-_METRICS = ", ".join(m.value for m in SloMetric)
 _ABSENT = object()   # a section the scenario does not have (None means: it has one, with problems)
-_AT_FOR = {"at": "when the fault starts, e.g. 30s", "for": "how long it lasts, e.g. 20s"}
 
 
 def load_plan(path: str | os.PathLike, extra_allowed: tuple[str, ...] | str = (),
@@ -78,68 +69,9 @@ def parse_plan(text: str, source: str, extra_allowed: tuple[str, ...] | str = ()
     return plan
 
 
-class RepeatModel(ScenarioModel):
-    """`repeat: {every: 60s, times: 3}`: the same fault `times` times in all, one every `every`."""
-
-    every_s: Seconds = Field(alias="every", gt=0, description="time between the starts of two occurrences")
-    times: WholeNumber = Field(ge=1, le=MAX_REPEAT_TIMES, description="how many occurrences in all")
-
-
-class _Loader:
-    """One validation pass over a Document. Problems go to the document; every check carries on."""
-
-    def __init__(self, doc: Document, extra_allowed: tuple[str, ...]):
-        self.doc = doc
-        self.extra_allowed = extra_allowed
-        self.declared_targets: set[str] = set()
-        self.declared_probes: set[str] = set()
-        self.failed = False
-
-    # -- helpers -----------------------------------------------------------------------------------
-    def problem(self, path: tuple, field: str, message: str, at_key: bool = False) -> None:
-        self.failed = True
-        line = self.doc.key_line(path) if at_key else self.doc.line(path)
-        self.doc.problem(line, field, message)
-
-    def build(self, model: type[BaseModel], value: Any, path: tuple, field: str, noun: str = "key",
-              extra_keys: tuple[str, ...] = (), key_context: str = "", scalar_label: str = "",
-              origins: Mapping[str, tuple] | None = None) -> Any:
-        """`model` validated from `value`; None after placing every error (those already reported are skipped)."""
-        try:
-            return model.model_validate(value)
-        except ValidationError as exc:
-            for issue in translate(exc, model, noun, extra_keys, key_context, given=value):
-                head = issue.loc[0] if issue.loc else None
-                where = (*origins[head], *issue.loc[1:]) if origins and head in origins else (*path, *issue.loc)
-                if self.doc.was_reported(where) or (not issue.loc and self.doc.reported_below(path)):
-                    continue
-                message = f"{scalar_label!r}: {issue.message}" if scalar_label and not issue.loc else issue.message
-                self.problem(where, field, message, issue.at_key)
-            return None
-
-    def value(self, kind: Any, value: Any, path: tuple, field: str, key: str) -> Any:
-        """One value of an Annotated field type (Seconds, Text, ...), or None after placing the error."""
-        try:
-            return TypeAdapter(kind).validate_python(value)
-        except ValidationError as exc:
-            issue = translate(exc, None, given=value)[0]
-            self.problem(path, field, f"{key!r}: {issue.message}")
-            return None
-
-    def mapping(self, value: Any, path: tuple, field: str, expected: str) -> dict | None:
-        if isinstance(value, dict):
-            return value
-        if not self.doc.was_reported(path):
-            self.problem(path, field, f"expected {expected}; got {shown(value)}")
-        return None
-
-    def host_ok(self, path: tuple, field: str, key: str, host: str, settings: Settings) -> bool:
-        allowed = tuple(settings.allowed_hosts) + self.extra_allowed
-        if host_allowed(host, allowed):
-            return True
-        self.problem(path, field, f"{key!r}: host {host!r} is not allowed; allowed hosts: {', '.join(allowed)} "
-                                  f"(add it to settings.allowed_hosts or to --chaos-allow)")
-        return False
+class _Loader(FaultEntries, SloEntries):
+    """One validation pass over a Document: the top level, settings, targets, probes and the run rules here; faults
+    and SLOs in their own modules. Problems go to the document; every check carries on."""
 
     # -- the plan ----------------------------------------------------------------------------------
     def plan(self) -> Plan | None:
@@ -198,23 +130,15 @@ class _Loader:
         values = self.mapping(value, (key,), key, f"a mapping like {example}")
         return None if values is None else self.build(model, values, (key,), key)
 
-    def probe_refs(self, names: tuple[str, ...], path: tuple, field: str, key: str, probes: Mapping[str, ProbeSpec],
-                   kind: ProbeKind | None = None) -> None:
-        for name in names:
-            marker = RefersTo("probe", kinds=(kind,) if kind else ())
-            message = _reference_problem(marker, key, name, self.declared_probes, self.declared_targets, probes)
-            if message:
-                self.problem(path, field, message)
 
     def halts(self, value: Any, probes: Mapping[str, ProbeSpec]) -> tuple[HaltCondition, ...] | None:
         if value is None:
             return ()
-        if not isinstance(value, list):
-            self.problem(("halt_when",), "halt_when", "expected a list of stop conditions, like "
-                                                      f"[{{error_rate: {{max: 50%, for: 10s}}}}]; got {shown(value)}")
+        items = self.sequence(value, "halt_when", "a list of stop conditions, like [{error_rate: {max: 50%, for: 10s}}]")
+        if items is None:
             return None
         out, ok = [], True
-        for index, item in enumerate(value):
+        for index, item in enumerate(items):
             path, field = ("halt_when", index), f"halt_when[{index}]"
             chosen = self.kinds_of(item, path, field, "stop condition", ", ".join(HALT_KINDS))
             if chosen is None:
@@ -239,20 +163,6 @@ class _Loader:
         values = self.mapping(value, ("settings",), "settings", "a mapping")
         return None if values is None else self.build(Settings, values, ("settings",), "settings")
 
-    def kinds_of(self, value: Any, path: tuple, field: str, what: str, kinds: str) -> tuple[str, Any] | None:
-        """A mapping with exactly one `what` kind, like {process: {...}} -> ("process", its value)."""
-        entries = self.mapping(value, path, field, f"a mapping with one {what} kind: {kinds}")
-        if entries is None:
-            return None
-        if len(entries) != 1:
-            if not self.doc.reported_below(path):
-                self.problem(path, field, f"expected exactly one {what} kind: {kinds}; got: {', '.join(entries) or 'none'}")
-            return None
-        kind, spec = next(iter(entries.items()))
-        if kind not in kinds.split(", "):
-            self.problem((*path, kind), field, f"unknown {what} kind {kind!r}; expected one of: {kinds}", at_key=True)
-            return None
-        return kind, spec
 
     # -- targets and probes ------------------------------------------------------------------------
     def targets(self, value: Any, settings: Settings) -> dict[str, Target]:
@@ -296,210 +206,3 @@ class _Loader:
             if params is not None:
                 out[name] = ProbeSpec(name, kind, params, line=self.doc.key_line(path))
         return out
-
-    # -- faults ------------------------------------------------------------------------------------
-    def faults(self, value: Any, targets: Mapping[str, Target]) -> list[FaultSpec]:
-        if value is None:
-            return []
-        if not isinstance(value, list):
-            self.problem(("faults",), "faults", "expected a list of faults, like [{at: 30s, for: 20s, fault: pause, "
-                                                f"target: broker}}]; got {shown(value)}")
-            return []
-        out = [spec for index, item in enumerate(value) if (spec := self.fault(index, item, targets)) is not None]
-        for path_index, field, message in overlap_problems(out, targets):
-            self.problem(("faults", path_index), field, message)
-        return out
-
-    def fault(self, index: int, item: Any, targets: Mapping[str, Target]) -> FaultSpec | None:
-        path = ("faults", index)
-        entries = self.mapping(item, path, f"faults[{index}]", "a mapping like {at: 30s, for: 20s, fault: pause, target: broker}")
-        if entries is None:
-            return None
-        cls, field = self.fault_class(entries, path, index)
-        times = {key: self.fault_time(entries, path, field, key) for key in ("at", "for")}
-        repeat = self.repeat(entries.get("repeat"), (*path, "repeat"), field, times["for"])
-        target = self.fault_target(entries, path, field, targets, cls)
-        steady = self.value(Flag, entries.get("steady_state", False), (*path, "steady_state"), field, "steady_state")
-        params = self.fault_params(entries, path, field, cls)
-        if cls is not None and params is not None and target is not None:
-            for message in cls.check_plan(params, target):
-                self.problem(path, field, message)
-        if None in (cls, params, target, times["at"], times["for"], steady) or repeat is False:
-            return None
-        return FaultSpec(index=index, type=cls.type_name, target=target.name, at_s=times["at"], for_s=times["for"],
-                         params=params, repeat=repeat or None, line=self.doc.line(path), steady_state=steady)
-
-    def fault_class(self, entries: dict, path: tuple, index: int) -> tuple[Any, str]:
-        known = ", ".join(known_fault_types())
-        if "fault" not in entries:
-            self.problem(path, f"faults[{index}]", f"missing key 'fault'; expected one of: {known}")
-            return None, f"faults[{index}]"
-        name = self.value(Text, entries["fault"], (*path, "fault"), f"faults[{index}]", "fault")
-        field = f"faults[{index}] ({name})" if name else f"faults[{index}]"
-        if name is None:
-            return None, field
-        if name not in known_fault_types():
-            self.problem((*path, "fault"), field, f"unknown fault {name!r}; expected one of: {known}")
-            return None, field
-        return fault_type(name), field
-
-    def fault_time(self, entries: dict, path: tuple, field: str, key: str) -> float | None:
-        if key not in entries:
-            if not self.doc.was_reported((*path, key)):
-                self.problem(path, field, f"missing key {key!r} ({_AT_FOR[key]})")
-            return None
-        seconds = self.value(Seconds, entries[key], (*path, key), field, key)
-        if seconds is not None and key == "for" and seconds <= 0:
-            self.problem((*path, key), field, f"'for': must be more than zero; got {shown(entries[key])}")
-            return None
-        return seconds
-
-    def repeat(self, value: Any, path: tuple, field: str, for_s: float | None) -> Repeat | None | bool:
-        """None when absent; False after a problem."""
-        if value is None:
-            return None
-        entries = self.mapping(value, path, field, "a mapping with every and times, like {every: 60s, times: 3}")
-        if entries is None:
-            return False
-        built = self.build(RepeatModel, entries, path, field)
-        if built is None:
-            return False
-        if for_s is not None and built.times > 1 and built.every_s < for_s:
-            self.problem((*path, "every"), field, f"'repeat': every ({built.every_s:g}s) must be at least 'for' "
-                                                  f"({for_s:g}s), or the occurrences overlap")
-            return False
-        return Repeat(every_s=built.every_s, times=built.times)
-
-    def fault_target(self, entries: dict, path: tuple, field: str, targets: Mapping[str, Target], cls: Any) -> Target | None:
-        declared = ", ".join(sorted(self.declared_targets)) or "(none)"
-        if "target" not in entries:
-            self.problem(path, field, f"missing key 'target'; declared targets: {declared}")
-            return None
-        name = self.value(Text, entries["target"], (*path, "target"), field, "target")
-        if name is None:
-            return None
-        target = targets.get(name)
-        if target is None:
-            if name not in self.declared_targets:  # a declared but invalid target is reported where it is declared
-                self.problem((*path, "target"), field, f"unknown target {name!r}; declared targets: {declared}")
-            return None
-        if cls is not None and cls.target_kinds and target.kind not in cls.target_kinds:
-            allowed = ", ".join(sorted(k.value for k in cls.target_kinds))
-            self.problem((*path, "target"), field, f"target {name!r} is a {target.kind.value} target; "
-                                                   f"{cls.type_name} needs one of: {allowed}")
-            return None
-        return target
-
-    def fault_params(self, entries: dict, path: tuple, field: str, cls: Any) -> Any:
-        """The fault's Params, from keys written inline and under `params:` (the same key in both is an error)."""
-        values = {key: value for key, value in entries.items() if key not in FAULT_KEYS}
-        origins = {key: (*path, key) for key in values}
-        nested = entries.get("params")
-        if nested is not None:
-            nested = self.mapping(nested, (*path, "params"), field, "a mapping of the fault's parameters")
-            if nested is None:
-                return None
-            for key, value in nested.items():
-                if key in values:
-                    self.problem((*path, "params", key), field, f"parameter {key!r} is given twice (inline and under 'params')")
-                    return None
-                values[key] = value
-                origins[key] = (*path, "params", key)
-        if cls is None or any(self.doc.was_reported(o) for o in origins.values()):
-            return None
-        return self.build(cls.Params, values, path, field, noun="parameter", origins=origins)
-
-    # -- SLOs --------------------------------------------------------------------------------------
-    def slos(self, value: Any, probes: Mapping[str, ProbeSpec], ledger: Any) -> list[SloSpec]:
-        if value is None:
-            return []
-        if not isinstance(value, list):
-            self.problem(("slos",), "slos", "expected a list of SLOs, like [{name: recovery, metric: recovery_time, "
-                                            f"max: 30s}}]; got {shown(value)}")
-            return []
-        first_line: dict[str, int | None] = {}
-        out = []
-        for index, item in enumerate(value):
-            spec = self.slo(index, item, probes, first_line, ledger)
-            if spec is not None:
-                out.append(spec)
-        return out
-
-    def slo(self, index: int, item: Any, probes: Mapping[str, ProbeSpec], first_line: dict, ledger: Any) -> SloSpec | None:
-        path = ("slos", index)
-        entries = self.mapping(item, path, f"slos[{index}]", "a mapping like {name: recovery, metric: recovery_time, max: 30s}")
-        if entries is None:
-            return None
-        name = self.value(Text, entries["name"], (*path, "name"), f"slos[{index}]", "name") if "name" in entries else None
-        field = f"slos[{index}] ({name})" if name else f"slos[{index}]"
-        if "name" not in entries:
-            self.problem(path, field, "missing key 'name'")
-        elif name is not None:
-            if name in first_line:
-                self.problem((*path, "name"), field, f"duplicate SLO name {name!r} (first at line {first_line[name]})")
-                name = None
-            else:
-                first_line[name] = self.doc.line((*path, "name"))
-        metric = self.slo_metric(entries, path, field)
-        optional = self.value(Flag, entries.get("optional", False), (*path, "optional"), field, "optional")
-        if metric is None:
-            return None
-        params = self.build(metric_def(metric).Params, {k: v for k, v in entries.items() if k not in SLO_KEYS}, path,
-                            field, extra_keys=SLO_KEYS, key_context=f" for metric {metric.value}")
-        if params is not None:
-            self.references(params, path, field, probes)
-            if getattr(params, "check", None) in ("pipeline", "all") and ledger is not None and ledger.read_back is None:
-                self.problem((*path, "check"), field, f"'check': {params.check} needs the pipeline read-back: add "
-                                                      "`ledger: {read_back: {url: ...}}` at the top of the scenario "
-                                                      "(where acknowledged writes are read back), or use check: kafka")
-        if None in (name, params, optional):
-            return None
-        return SloSpec(name, metric, params, line=self.doc.line(path), optional=optional)
-
-    def slo_metric(self, entries: dict, path: tuple, field: str) -> SloMetric | None:
-        if "metric" not in entries:
-            self.problem(path, field, f"missing key 'metric'; expected one of: {_METRICS}")
-            return None
-        text = self.value(Text, entries["metric"], (*path, "metric"), field, "metric")
-        if text is None:
-            return None
-        try:
-            return SloMetric(text)
-        except ValueError:
-            self.problem((*path, "metric"), field, f"unknown metric {text!r}; expected one of: {_METRICS}")
-            return None
-
-    def references(self, params: Any, path: tuple, field: str, probes: Mapping[str, ProbeSpec]) -> None:
-        """Parameters marked RefersTo must name declared probes (of the right kind) or targets."""
-        for name, info in type(params).model_fields.items():
-            marker = next((m for m in markers_of(info) if isinstance(m, RefersTo)), None)
-            value = getattr(params, name)
-            if marker is None or value in (None, ()):
-                continue
-            key = info.alias or name
-            for item in (value if isinstance(value, tuple) else (value,)):
-                message = _reference_problem(marker, key, item, self.declared_probes, self.declared_targets, probes)
-                if message:
-                    self.problem((*path, key), field, message)
-                    break
-
-
-def _reference_problem(marker: RefersTo, key: str, item: str, declared_probes: set[str], declared_targets: set[str],
-                       probes: Mapping[str, ProbeSpec]) -> str | None:
-    if item in marker.also:
-        return None
-    if marker.what == "target":
-        if item in declared_targets:
-            return None
-        return f"{key!r}: unknown target {item!r}; declared targets: {', '.join(sorted(declared_targets)) or '(none)'}"
-    if item not in declared_probes:
-        listed = ", ".join(sorted(declared_probes)) or "(none)"
-        if marker.also:
-            return f"{key!r}: unknown probe {item!r}; expected {' or '.join(map(repr, marker.also))} or a declared probe: {listed}"
-        return f"{key!r}: unknown probe {item!r}; declared probes: {listed}"
-    probe = probes.get(item)
-    if probe is not None and marker.kinds and probe.kind not in marker.kinds:
-        wanted = " or ".join(k.value for k in marker.kinds)
-        article = "an" if marker.kinds[0] is ProbeKind.HTTP else "a"   # "an http probe": said "aitch"
-        return f"{key!r}: probe {item!r} is a {probe.kind.value} probe; expected {article} {wanted} probe"
-    return None

@@ -17,12 +17,13 @@ import gevent
 import gevent.event
 
 from chaos_events import __version__
+from chaos_events.backends.proxy.defaults import DEFAULT_CONTROL_HOST as DEFAULT_HOST
+from chaos_events.backends.proxy.defaults import DEFAULT_CONTROL_PORT as DEFAULT_PORT
 from chaos_events.backends.proxy.route import ProxyError
 from chaos_events.backends.proxy.server import ProxyServer
 from chaos_events.backends.proxy.spec import format_address, load_config, parse_address, parse_route
 
 PROG = "chaos-events proxy"
-DEFAULT_HOST, DEFAULT_PORT = "127.0.0.1", 8474
 
 
 class _ArgumentParser(argparse.ArgumentParser):

@@ -8,20 +8,13 @@ Example: ProxyClient("http://127.0.0.1:8474").add_toxic("kafka", "slow", "latenc
 """
 from __future__ import annotations
 
-import os
 import time
 from typing import Any
 
 import requests
 
+from chaos_events.backends.proxy.defaults import DEFAULT_CONTROL_URL, default_control_url  # noqa: F401  (importable here)
 from chaos_events.errors import InjectionError
-
-DEFAULT_CONTROL_URL = "http://127.0.0.1:8474"
-
-
-def default_control_url() -> str:
-    """$CHAOS_PROXY_CONTROL, else http://127.0.0.1:8474."""
-    return os.environ.get("CHAOS_PROXY_CONTROL") or DEFAULT_CONTROL_URL
 
 
 class UnknownRouteError(InjectionError):
