@@ -25,6 +25,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from chaos_events.backends.proxy.defaults import DEFAULT_CONTROL_PORT
 from chaos_events.errors import ChaosError
 
 from chaos_events.demo.brokers import IMPLEMENTATIONS, KINDS
@@ -35,7 +36,7 @@ ROOT = Path(__file__).resolve().parent.parent  # the chaos_events package (resta
 REPO = ROOT.parent                              # where the parts run, and what they import chaos_events from
 SERVICES: tuple[str, ...] = ("proxy", "consumer", "api")  # in start order; the brokers start right after the proxy
 PARTS: tuple[str, ...] = ("broker", *SERVICES)              # the default (Tansu) platform's parts
-SERVICE_PORTS: dict[str, int] = {"api_route": 8000, "api": 8001, "proxy_control": 8474}
+SERVICE_PORTS: dict[str, int] = {"api_route": 8000, "api": 8001, "proxy_control": DEFAULT_CONTROL_PORT}
 SERVICE_PORT_OWNERS: dict[str, tuple[str, str]] = {
     "api_route": ("proxy", "API route"), "api": ("api", "HTTP API"), "proxy_control": ("proxy", "control API")}
 READY_TIMEOUT_S: dict[str, float] = {"proxy": 20.0, "consumer": 40.0, "api": 40.0}
