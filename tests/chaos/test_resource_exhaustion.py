@@ -71,8 +71,9 @@ def test_pool_exhaustion_answers_503_then_recovers(chaos_target, chaos_run):
         holders.extend(c["pid"] for c in chaos_run.active_faults()[event.fault_id]["state"]["children"])
         return http_json("POST", platform.api_direct_url + "/api/events", {"id": "probe"}, timeout=5)
 
-    # Chaos: 80 slow requests hold the API's slots, t=4s..9s.
-    result = chaos_run(scenario("pool-exhaustion.yml"), run_time="15s", users=10, observe=observe, observe_after_s=1.5)
+    # Chaos: 80 slow requests hold the API's slots, t=4s..9s; recovery window to 14 s, then a 6 s tail (room for a
+    # late start on a loaded machine: a tail of no seconds would leave its SLO unverifiable).
+    result = chaos_run(scenario("pool-exhaustion.yml"), run_time="20s", users=10, observe=observe, observe_after_s=1.5)
 
     assert_healthy_baseline(result, endpoints=INGEST)
     status, body = result.observed("pool_exhaustion")
