@@ -31,7 +31,7 @@ from chaos_events.demo import store
 from chaos_events.demo.api_backend import Backend, Settings, kafka_error_text
 from chaos_events.demo.middleware import InflightLimit, StrictJsonBody
 from chaos_events.demo.schema import Event, LookupRequest
-from chaos_events.load.payloads import parse_event_id
+from chaos_events.load.payloads import ledger_headers
 
 PRODUCE_TIMEOUT_S = 3.0
 
@@ -76,10 +76,7 @@ def _add_ingest(app: FastAPI, backend: Backend) -> None:
         def delivered(err, _msg):
             loop.call_soon_threadsafe(_resolve, future, err)
 
-        headers = None
-        parsed = parse_event_id(event.id)
-        if parsed is not None:
-            headers = [("chaos-producer", parsed[0].encode()), ("chaos-seq", str(parsed[1]).encode())]
+        headers = ledger_headers(event.id)
         value = event.model_dump_json().encode()
         try:
             backend.producer.produce(settings.topic, key=event.id.encode(), value=value, headers=headers, on_delivery=delivered)

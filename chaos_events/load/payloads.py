@@ -13,7 +13,8 @@ import time
 from datetime import datetime, timezone
 from typing import Any, Callable
 
-__all__ = ["EVENT_TYPES", "SOURCES", "EventGenerator", "event_id", "parse_event_id", "new_producer_id"]
+__all__ = ["EVENT_TYPES", "SOURCES", "EventGenerator", "HEADER_PRODUCER", "HEADER_SEQ", "event_id", "ledger_headers",
+           "parse_event_id", "new_producer_id"]
 
 EVENT_TYPES: tuple[str, ...] = (
     "order.created",
@@ -46,6 +47,19 @@ def parse_event_id(value: str) -> tuple[str, int] | None:
     if not sep or not producer or not seq.isdigit():
         return None
     return producer, int(seq)
+
+
+# The Kafka headers that carry an event id's two parts, so a topic can be audited without parsing message bodies.
+HEADER_PRODUCER = "chaos-producer"
+HEADER_SEQ = "chaos-seq"
+
+
+def ledger_headers(value: str) -> list[tuple[str, bytes]] | None:
+    """The Kafka headers of an event id in the ledger form (None for any other id): what the audit reads back."""
+    parsed = parse_event_id(value)
+    if parsed is None:
+        return None
+    return [(HEADER_PRODUCER, parsed[0].encode()), (HEADER_SEQ, str(parsed[1]).encode())]
 
 
 def new_producer_id(prefix: str, rng: random.Random | None = None) -> str:

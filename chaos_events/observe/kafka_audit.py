@@ -14,15 +14,13 @@ import uuid
 from dataclasses import dataclass, field
 from typing import Any
 
-from chaos_events.load.payloads import event_id, parse_event_id
+from chaos_events.load.payloads import HEADER_PRODUCER, HEADER_SEQ, event_id, parse_event_id
 from chaos_events.observe import broker_kind
 from chaos_events.observe.ack_ledger import MAX_EXAMPLES, Ledger, Ranges, unverifiable
 from chaos_events.record import LedgerResult
 
 log = logging.getLogger(__name__)
 
-HEADER_PRODUCER = "chaos-producer"
-HEADER_SEQ = "chaos-seq"
 
 
 class _QuietKafkaLog:
