@@ -32,6 +32,7 @@ from chaos_events.scenario.probe_kinds import PROBE_MODELS
 from chaos_events.scenario.run_rules import HALT_KINDS, HaltCondition, LedgerConfig, OnHalt, SteadyState
 from chaos_events.scenario.problems import translate
 from chaos_events.scenario.safety import host_allowed, split_allowed
+from chaos_events.scenario.proxy_routes import route_problems
 from chaos_events.scenario.targets import SCALAR_KINDS, TARGET_MODELS, target_hosts
 from chaos_events.verdict.metrics import RefersTo, metric_def
 from chaos_events.verdict.slo import evaluate as _register_metrics  # noqa: F401  (imports every metric family)
@@ -277,6 +278,8 @@ class _Loader:
                 where = (*path, kind.value)
                 key_lines = {key: self.doc.line((*where, key)) for key in (chosen[1] if isinstance(chosen[1], dict) else {})}
                 out[name] = Target(name, kind, spec, line=self.doc.key_line(path), key_lines=key_lines)
+        for where, field, message in route_problems(out, tuple(settings.allowed_hosts) + self.extra_allowed):
+            self.problem(where, field, message)
         return out
 
     def probes(self, value: Any) -> dict[str, ProbeSpec]:
