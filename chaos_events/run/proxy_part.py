@@ -61,7 +61,7 @@ class StartedProxy:
                 "routes": list(self.routes), "description": self.describe()}
 
     def describe(self) -> str:
-        return f"the harness's proxy at {self.url} for route(s) {', '.join(self.routes)} (pid {self.pid})"
+        return f"the harness's proxy at {self.url or '(not ready yet)'} for route(s) {', '.join(self.routes)} (pid {self.pid})"
 
 
 def groups(plan: Plan) -> dict[str | None, list[Target]]:
@@ -119,7 +119,11 @@ def _start_one(control: str | None, targets: list[Target], run_dir: Path, index:
     proxy = StartedProxy(f"proxy:{control or 'free'}", "", process.pid, _process_start_time(process.pid),
                          tuple(t.spec.route for t in targets), process)
     journal.add_part(proxy.key, proxy.journal_info())  # before waiting: a SIGKILL from here on still stops it
-    proxy.url = _wait_ready(process, log_path)
+    try:
+        proxy.url = _wait_ready(process, log_path)
+    except BaseException:
+        stop_started([proxy], journal, lambda line: None)
+        raise
     journal.add_part(proxy.key, proxy.journal_info())
     return proxy
 

@@ -69,8 +69,9 @@ def watch(pid: int, journal_path: str, interval_s: float = 0.5, log=print) -> in
     if not data or not (data.get("entries") or data.get("parts")):
         log(f"watchdog: pid {pid} is gone and the journal lists no active fault; exiting")
         return 0
-    log(f"watchdog: pid {pid} is gone with {len(data['entries'])} fault(s) still active and "
-        f"{len(data.get('parts') or {})} part(s) it started (its proxy) running; reverting")
+    parts = len(data.get("parts") or {})
+    log(f"watchdog: pid {pid} is gone with {len(data['entries'])} fault(s) still active"
+        + (f" and {parts} part(s) it started (the harness's proxy) running" if parts else "") + "; reverting")
     try:
         results = revert_from_journal(journal_path, log=log)
     except JournalError as exc:
