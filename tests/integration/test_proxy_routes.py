@@ -88,14 +88,9 @@ def test_a_declared_route_is_served_by_the_harness_proxy_and_stopped_at_the_end(
 
 
 def test_revert_after_a_sigkill_stops_the_harness_proxy(scene):
-    _route_scene(scene, "60s")
-    proc = scene.start(scene.args("60s", "--chaos-no-watchdog"))
     pids: list[int] = []
     try:
-        assert poll(lambda: bool(scene.journal_entries()) or proc.poll() is not None, 30), scene.output()[-4000:]
-        assert proc.poll() is None, f"locust exited early\n{scene.output()[-4000:]}"
-        pids = _proxy_pids(scene)
-        assert len(pids) == 1 and _alive(pids[0]), f"proxy pids {pids}\n{scene.output()[-3000:]}"
+        proc = _start_mid_fault(scene, pids, "--chaos-no-watchdog")
         os.kill(proc.pid, signal.SIGKILL)
         proc.wait(10)
         assert _alive(pids[0]), "the proxy died with Locust: nothing left for revert to prove"
@@ -106,6 +101,47 @@ def test_revert_after_a_sigkill_stops_the_harness_proxy(scene):
         assert "reverted f0#1" in done.stdout and "reverted proxy:free" in done.stdout, done.stdout
         assert poll(lambda: not _alive(pids[0]), 10), f"the proxy (pid {pids[0]}) still runs after revert"
         assert scene.journal_data()["entries"] == {} and scene.journal_data()["parts"] == {}
+    finally:
+        _kill_leftover(pids)
+
+
+def _start_mid_fault(scene, pids: list[int], *extra: str) -> subprocess.Popen:
+    """Locust in the background through a declared route, returned once the latency fault is injected; the proxy's
+    pid goes into `pids` first, so the caller's cleanup ends it whatever fails here."""
+    _route_scene(scene, "60s")
+    proc = scene.start(scene.args("60s", *extra))
+    injected = poll(lambda: bool(scene.journal_entries()) or proc.poll() is not None, 30)
+    pids.extend(_proxy_pids(scene))
+    assert injected and proc.poll() is None, f"no fault injected, or locust exited early\n{scene.output()[-4000:]}"
+    assert len(pids) == 1 and _alive(pids[0]), f"proxy pids {pids}\n{scene.output()[-3000:]}"
+    return proc
+
+
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT], ids=["sigterm", "ctrl-c"])
+def test_a_signalled_run_reverts_then_stops_the_harness_proxy(scene, signum):
+    pids: list[int] = []
+    try:
+        proc = _start_mid_fault(scene, pids)
+        os.kill(proc.pid, signum)
+        scene.wait_exit(proc)
+        assert "stopped the harness's proxy" in scene.output(), scene.output()[-4000:]
+        assert "REVERT FAILED" not in scene.output(), scene.output()[-4000:]
+        assert not _alive(pids[0]), f"the proxy (pid {pids[0]}) still runs after the run"
+        assert scene.journal_data()["entries"] == {} and not scene.journal_data().get("parts")
+    finally:
+        _kill_leftover(pids)
+
+
+def test_the_watchdog_stops_the_harness_proxy_after_a_sigkill(scene):
+    pids: list[int] = []
+    try:
+        proc = _start_mid_fault(scene, pids)
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.wait(10)
+        assert poll(lambda: not _alive(pids[0]), 20), f"the proxy (pid {pids[0]}) still runs after the watchdog"
+        log = (scene.journal.parent / f"{scene.journal.name}.watchdog.log").read_text()
+        assert "and 1 part(s) it started (the harness's proxy) running; reverting" in log, log
+        assert poll(lambda: scene.journal_data()["parts"] == {} and scene.journal_entries() == {}, 10), log
     finally:
         _kill_leftover(pids)
 
