@@ -310,7 +310,10 @@ class ChaosSession:
             self.probes.stop()
         self.hooks.broadcast(BROADCAST_STOP_ALL, {})
         if self._proxies:  # after the reverts: removing a toxic needs the proxy up
+            pids = [proxy.pid for proxy in self._proxies]
             proxy_part.stop_started(self._proxies, self.journal, self.hooks.log)
+            if self.events is not None:
+                self.events.write("proxy_stopped", pids=pids)
 
     def finish(self) -> int:
         """Audit, judge, report: the exit code. Reports are written whatever fails; a failed part is named, exit 2."""

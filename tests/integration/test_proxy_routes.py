@@ -78,6 +78,10 @@ def test_a_declared_route_is_served_by_the_harness_proxy_and_stopped_at_the_end(
         assert len(pids) == 1, f"proxy_started events: {pids}\n{run.output[-3000:]}"
         assert not _alive(pids[0]), f"the proxy (pid {pids[0]}) still runs after the run"
         assert "started the harness's proxy at http://127.0.0.1:" in run.output
+        kinds = [e["kind"] for e in _events(scene)]
+        assert kinds.index("proxy_started") < kinds.index("injected") < kinds.index("reverted") \
+            < kinds.index("proxy_stopped"), kinds
+        assert [e["pids"] for e in _events(scene) if e["kind"] == "proxy_stopped"] == [pids]
         report = scene.report()
         assert report["verdict"]["exit_code"] == ExitCode.OK
         fault, baseline = _phase_p50_ms(report, "fault"), _phase_p50_ms(report, "baseline")
