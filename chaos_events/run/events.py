@@ -3,7 +3,8 @@
 Other components (the pytest plugin, a CI job) read this file, never the human log lines: a log format is not a
 protocol. Every line has `kind` and `t` (run time) and `wall` (epoch seconds); fault events add `fault_id`, `fault`,
 `target`, `detail`. Kinds: `run_started`, the fault event kinds (`injected`, `reverted`, `inject_failed`,
-`revert_failed`, `planned`, `aborted`), `halted`, `verdict`.
+`revert_failed`, `planned`, `aborted`), `halted`, `verdict`, and `proxy_started` (`pid`, `control`, `routes`) /
+`proxy_stopped` (`pids`) for the harness's own proxy of the routes a scenario declares.
 
 Pure but for appending to one file (standard library only). Writing is best effort: a full disk must not stop a run.
 

@@ -14,6 +14,9 @@ File format (version 1):
     {"version": 1, "owner_pid": 4242, "run_id": "r-...", "closed": false, "next_seq": 3,
      "entries": {"f0#1": {"seq": 1, "description": "pause broker", "context": {"run_dir": ".run", ...},
                           "type": "pause", "params": {...}, "target": {...}, "state": {...}}}}
+`parts` (optional) lists what the run started besides faults, by key: the harness's own proxy for the routes a
+scenario declares ({"proxy:free": {"kind": "proxy", "pid": 4243, "start_time": ..., ...}}); a revert stops them
+after the faults (run/proxy_part.py).
 `closed` is set by `Journal.close()` when the owner ended its run cleanly (every revert attempted); the watchdog
 then exits without touching anything. Entries left in a closed journal are reverts that failed (exit code 4):
 `chaos-events revert --journal FILE` retries them.
@@ -76,8 +79,9 @@ def _pid_alive(pid: int) -> bool:
 def check_no_leftovers(path: str | os.PathLike) -> None:
     """Raise SafetyError when the journal still lists faults of an earlier run: they must be reverted first."""
     existing = read_journal(path)
-    if existing and existing["entries"]:
-        names = ", ".join(e.get("description") or oid for oid, e in existing["entries"].items())
+    if existing and (existing["entries"] or existing.get("parts")):
+        names = ", ".join([e.get("description") or oid for oid, e in existing["entries"].items()]
+                          + [p.get("description") or key for key, p in (existing.get("parts") or {}).items()])
         owner = existing.get("owner_pid")
         alive = " (still running)" if isinstance(owner, int) and _pid_alive(owner) else ""
         raise SafetyError(
@@ -144,6 +148,19 @@ class Journal:
         if self._data["entries"].pop(occurrence_id, None) is not None:
             self._write()
 
+    def add_part(self, key: str, info: dict[str, Any]) -> None:
+        """Record (or update) a part the run started, such as the harness's proxy: a revert stops it."""
+        self._data.setdefault("parts", {})[key] = info
+        self._write()
+
+    def remove_part(self, key: str) -> None:
+        if self._data.get("parts", {}).pop(key, None) is not None:
+            self._write()
+
+    def parts(self) -> dict[str, dict[str, Any]]:
+        """key -> what the journal knows of a started part (a copy), in start order."""
+        return dict(self._data.get("parts") or {})
+
     def entries(self) -> dict[str, dict[str, Any]]:
         """occurrence_id -> entry, in injection order (a copy)."""
         return dict(sorted(self._data["entries"].items(), key=lambda item: item[1]["seq"]))
@@ -183,6 +200,32 @@ def revert_from_journal(path: str | os.PathLike, log: Callable[[str], None] = pr
     if read_journal(path) is None:
         return []
     journal = Journal.load(path)
+    results = _revert_entries(journal, path, log)
+    return results + _stop_parts(journal, log)
+
+
+def _stop_parts(journal: Journal, log: Callable[[str], None]) -> list[RevertResult]:
+    """Stop what the run started (its proxy), last first, after its faults: their reverts needed it running."""
+    from chaos_events.run.proxy_part import stop_journalled
+
+    results = []
+    for key, info in reversed(list(journal.parts().items())):
+        description = info.get("description") or key
+        try:
+            error = stop_journalled(info, log)
+        except OSError as exc:
+            error = f"cannot stop it: {exc.strerror or exc}"
+        if error:
+            log(f"STOP FAILED {key} {description}: {error}")
+        else:
+            journal.remove_part(key)
+        results.append(RevertResult(key, description, not error, error))
+    return results
+
+
+def _revert_entries(journal: Journal, path: str | os.PathLike, log: Callable[[str], None]) -> list[RevertResult]:
+    from chaos_events.faults.base import Fault, FaultContext  # the registry imports every fault family; only needed here
+
     results: list[RevertResult] = []
     for occurrence_id, entry in reversed(list(journal.entries().items())):
         description = entry.get("description") or occurrence_id

@@ -29,7 +29,7 @@ from chaos_events.locust_plugin.options import default
 from chaos_events.observe.probes import ProbeRunner, build_probe
 from chaos_events.observe.recorder import Recorder
 from chaos_events.record import Record
-from chaos_events.run import audit, halts, live, steady
+from chaos_events.run import audit, halts, live, proxy_part, steady
 from chaos_events.run.engine import ChaosEngine
 from chaos_events.run.events import EVENTS_FILE, EventStream
 from chaos_events.run.journal import Journal
@@ -108,6 +108,7 @@ class ChaosSession:
         self._t0 = time.perf_counter()
         self._watchdog = None
         self._greenlets: list[Any] = []
+        self._proxies: list[proxy_part.StartedProxy] = []   # the harness's proxy for declared routes
 
     def clock(self) -> float:
         """Run time: seconds since test start, on this process's monotonic clock."""
@@ -139,10 +140,13 @@ class ChaosSession:
             self.harness_error = str(exc)
             self.hooks.log(f"chaos-events: ERROR: {exc}; no fault will be injected in this run")
             return
-        self.engine = ChaosEngine(self.plan, self.record, self.journal, clock=self.clock, wall=time.time,
+        run_plan = self._start_proxies()
+        if run_plan is None:
+            return
+        self.engine = ChaosEngine(run_plan, self.record, self.journal, clock=self.clock, wall=time.time,
                                   context_factory=self._fault_context, dry_run=self.options.dry_run, log=self.hooks.log,
                                   on_event=self._on_fault_event, gate=self._steady_state if self.plan.steady_state else None)
-        if self.options.watchdog and not self.options.dry_run and self.plan.faults:
+        if self.options.watchdog and not self.options.dry_run and (self.plan.faults or self._proxies):
             self._watchdog = self._spawn_watchdog()
         self.probes = ProbeRunner(self._build_probes(), self.record, clock=self.clock, wall=time.time, spawn=self.hooks.spawn)
         self.probes.start()
@@ -151,6 +155,23 @@ class ChaosSession:
             self._greenlets.append(self.hooks.spawn(self._watch_halts))
         if self.options.headless:
             self._greenlets.append(self.hooks.spawn(self._print_progress))
+
+    def _start_proxies(self) -> Plan | None:
+        """Start the harness's proxy for the routes the scenario declares; the plan whose faults reach it, or None."""
+        if not proxy_part.groups(self.plan):
+            return self.plan
+        try:
+            self._proxies = proxy_part.start_declared(self.plan, str(Path(self.options.journal_path).parent),
+                                                      self.journal, self.hooks.log)
+        except (OSError, ChaosError) as exc:
+            self.harness_error = f"the harness's proxy for the declared routes did not start: {exc}"
+            self.hooks.log(f"chaos-events: ERROR: {self.harness_error}; no fault will be injected in this run")
+            return None
+        self.record.meta["proxies"] = [p.journal_info() for p in self._proxies]
+        if self.events is not None:
+            for proxy in self._proxies:
+                self.events.write("proxy_started", pid=proxy.pid, control=proxy.url, routes=list(proxy.routes))
+        return proxy_part.with_controls(self.plan, self._proxies)
 
     def _build_probes(self) -> dict[str, Any]:
         defaults = {"prometheus_url": self.options.prometheus_url, "kafka_bootstrap": self.options.kafka_bootstrap}
@@ -288,6 +309,11 @@ class ChaosSession:
         if self.probes is not None:
             self.probes.stop()
         self.hooks.broadcast(BROADCAST_STOP_ALL, {})
+        if self._proxies:  # after the reverts: removing a toxic needs the proxy up
+            pids = [proxy.pid for proxy in self._proxies]
+            proxy_part.stop_started(self._proxies, self.journal, self.hooks.log)
+            if self.events is not None:
+                self.events.write("proxy_stopped", pids=pids)
 
     def finish(self) -> int:
         """Audit, judge, report: the exit code. Reports are written whatever fails; a failed part is named, exit 2."""

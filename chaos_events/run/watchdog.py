@@ -6,7 +6,8 @@ It polls the owner's pid every `interval` seconds. It exits:
 - when the journal is marked `closed` (the owner ended its run and attempted every revert itself; entries left
   in a closed journal are failed reverts, retried by `chaos-events revert --journal FILE`, not by the watchdog);
 - when the owner is gone (exited, killed, a zombie, or its pid reused by another process): if the journal still
-  lists faults it reverts them first (last in first out), and exits 1 when any revert failed, else 0.
+  lists faults it reverts them first (last in first out), then stops the parts it lists (the harness's own proxy),
+  and exits 1 when any revert failed, else 0.
 A missing journal file counts as "no faults" and the watchdog keeps watching.
 
 It runs in its own session (`spawn_watchdog` uses start_new_session), so Ctrl-C to Locust does not reach it, and
@@ -65,10 +66,12 @@ def watch(pid: int, journal_path: str, interval_s: float = 0.5, log=print) -> in
     except JournalError as exc:
         log(f"watchdog: REVERT FAILED: {exc}")
         return 1
-    if not data or not data.get("entries"):
+    if not data or not (data.get("entries") or data.get("parts")):
         log(f"watchdog: pid {pid} is gone and the journal lists no active fault; exiting")
         return 0
-    log(f"watchdog: pid {pid} is gone with {len(data['entries'])} fault(s) still active; reverting")
+    parts = len(data.get("parts") or {})
+    log(f"watchdog: pid {pid} is gone with {len(data['entries'])} fault(s) still active"
+        + (f" and {parts} part(s) it started (the harness's proxy) running" if parts else "") + "; reverting")
     try:
         results = revert_from_journal(journal_path, log=log)
     except JournalError as exc:

@@ -26,6 +26,7 @@ from chaos_events.scenario.fields import AnyText, Text
 from chaos_events.scenario.model import Plan, ProbeKind, ProbeSpec, Settings, Target, TargetKind
 from chaos_events.scenario.probe_kinds import PROBE_MODELS
 from chaos_events.scenario.run_rules import HALT_KINDS, HaltCondition, LedgerConfig, OnHalt, SteadyState
+from chaos_events.scenario.proxy_routes import route_problems
 from chaos_events.scenario.safety import split_allowed
 from chaos_events.scenario.slo_entries import SLO_KEYS, SloEntries
 from chaos_events.scenario.targets import SCALAR_KINDS, TARGET_MODELS, target_hosts
@@ -187,6 +188,8 @@ class _Loader(FaultEntries, SloEntries):
                 where = (*path, kind.value)
                 key_lines = {key: self.doc.line((*where, key)) for key in (chosen[1] if isinstance(chosen[1], dict) else {})}
                 out[name] = Target(name, kind, spec, line=self.doc.key_line(path), key_lines=key_lines)
+        for where, field, message in route_problems(out, tuple(settings.allowed_hosts) + self.extra_allowed):
+            self.problem(where, field, message)
         return out
 
     def probes(self, value: Any) -> dict[str, ProbeSpec]:

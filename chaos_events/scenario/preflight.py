@@ -3,7 +3,8 @@
 What it checks, in this order, stopping at the first kind that fails (exit 2 either way):
 1. the production guard (CHAOS_ENVIRONMENT=production refuses the run);
 2. targets exist now: pidfiles that name live processes, pids, commands on PATH, working directories, directories,
-   containers that exist and opted in; and each fault's own `preflight` (caps, free disk, a reachable proxy);
+   containers that exist and opted in, free listen addresses for the proxy routes the scenario declares; and each
+   fault's own `preflight` (caps, free disk, a reachable Toxiproxy with the named proxy);
 3. the load host is loopback or allowed;
 4. the revert journal lists no leftovers of an earlier run.
 A startable process target (it has `restart` or `command`) may be down when only `start` faults use it: that is what
@@ -71,6 +72,9 @@ def _target_messages(target: Target, plan: Plan, may_be_down: bool, containers: 
     """(key of the spec the problem is about, message) for one target."""
     if target.kind is TargetKind.PROCESS:
         return process_problems(target.spec, may_be_down)
+    if target.kind is TargetKind.PROXY and target.spec.declared:
+        from chaos_events.run.proxy_part import listen_problems  # standard library: binds and closes a socket
+        return listen_problems(target)
     if target.kind is TargetKind.DIRECTORY:
         return [] if os.path.isdir(target.spec.path) else [("path", f"directory {target.spec.path!r} does not exist")]
     if target.kind is TargetKind.CONTAINER and containers:

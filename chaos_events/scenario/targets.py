@@ -17,14 +17,15 @@ from __future__ import annotations
 
 import enum
 from dataclasses import dataclass, field
-from typing import Any, Mapping
+from typing import Annotated, Any, Mapping
 from urllib.parse import urlsplit
 
-from pydantic import Field, field_validator, model_validator
+from pydantic import BeforeValidator, Field, WithJsonSchema, field_validator, model_validator
 
 from chaos_events.scenario.fields import (
     Bootstrap, Command, HttpUrl, ScenarioModel, Text, WholeNumber, choice, fail, parse_text, shown, split_address,
 )
+from chaos_events.scenario.safety import is_loopback
 
 
 class TargetKind(enum.Enum):
@@ -123,20 +124,69 @@ class ContainerTarget(ScenarioModel):
 ProxyServer = choice("harness", "toxiproxy")
 
 
+def parse_route_address(value: Any) -> str:
+    """A declared route's `listen` or `upstream`: host:port (port 1..65535), kept as written."""
+    text = parse_text(value)
+    try:
+        split_address(text)
+    except ValueError as exc:
+        raise fail(str(exc)) from None
+    return text
+
+
+RouteAddress = Annotated[str, BeforeValidator(parse_route_address), WithJsonSchema({"type": "string"})]
+
+
 class ProxyTarget(ScenarioModel):
     """A route of a TCP fault proxy: the harness's own (`server: harness`) or a real Toxiproxy (`server: toxiproxy`).
 
-    With no `control`, the run uses $CHAOS_PROXY_CONTROL, else http://127.0.0.1:8474.
+    With `listen` and `upstream` the route is declared here: the harness starts its own proxy for it before the load
+    (control API on `control`, else on a free port), journals it and stops it at the end. Without
+    them, a proxy already running at `control` serves the route; with no `control`, the run uses
+    $CHAOS_PROXY_CONTROL, else http://127.0.0.1:8474.
+    Example: {name: api, listen: "127.0.0.1:8000", upstream: "127.0.0.1:8001"}
     """
 
     route: Text = Field(alias="name", description="the route's (proxy's) name")
     control: HttpUrl | None = Field(None, description="URL of the proxy's control API")
     server: ProxyServer = Field("harness", description="which proxy serves the control API")
+    listen: RouteAddress | None = Field(None, description="with `upstream`: the harness starts its own proxy, this route "
+                                                          "listening here (host:port on loopback)")
+    upstream: RouteAddress | None = Field(None, description="with `listen`: where the declared route forwards to "
+                                                            "(host:port, an allowed host)")
 
     @model_validator(mode="before")
     @classmethod
     def _shorthand(cls, data: Any) -> Any:
         return data if isinstance(data, dict) else {"name": parse_text(data)}
+
+    @field_validator("listen")
+    @classmethod
+    def _listen_on_loopback(cls, listen: str | None) -> str | None:
+        if listen is not None and not is_loopback(split_address(listen)[0]):
+            raise fail(f"the harness's proxy listens on loopback only (127.0.0.0/8, ::1, localhost); got {shown(listen)}")
+        return listen
+
+    @model_validator(mode="after")
+    def _declared_route(self) -> "ProxyTarget":
+        if (self.listen is None) != (self.upstream is None):
+            given, missing = ("listen", "upstream") if self.upstream is None else ("upstream", "listen")
+            raise fail(f"missing key {missing!r}: a declared route needs both 'listen' and 'upstream' "
+                       f"(the harness then starts its own proxy); got only {given!r}")
+        if self.declared and self.server == "toxiproxy":
+            raise fail("'listen' and 'upstream' declare a route the harness serves with its own proxy (server: harness); "
+                       "for a Toxiproxy, create the proxy on it (its -config file or toxiproxy-cli create) and name it here")
+        if self.declared and self.control:
+            parts = urlsplit(self.control)
+            if parts.scheme != "http" or parts.port is None or not is_loopback(parts.hostname or ""):
+                raise fail(f"'control': the harness starts this proxy, so its control API is http:// on loopback with a "
+                           f"port, like http://127.0.0.1:8474; got {shown(self.control)}")
+        return self
+
+    @property
+    def declared(self) -> bool:
+        """The scenario declares this route (listen and upstream): the harness starts its own proxy for it."""
+        return self.listen is not None
 
 
 class DirectoryTarget(ScenarioModel):

@@ -425,8 +425,9 @@ def test_the_loader_takes_a_proxy_server_key():
             "  b: {proxy: {name: api, server: harness}}\n  c: {proxy: kafka}\n")
     plan = parse_plan(text, "s.yml")
     assert [plan.targets[n].spec.model_dump() for n in "abc"] == [
-        {"route": "api", "control": "http://127.0.0.1:8474", "server": "toxiproxy"},
-        {"route": "api", "control": None, "server": "harness"}, {"route": "kafka", "control": None, "server": "harness"}]
+        {"route": "api", "control": "http://127.0.0.1:8474", "server": "toxiproxy", "listen": None, "upstream": None},
+        {"route": "api", "control": None, "server": "harness", "listen": None, "upstream": None},
+        {"route": "kafka", "control": None, "server": "harness", "listen": None, "upstream": None}]
     from chaos_events.errors import PlanError
 
     with pytest.raises(PlanError) as info:
