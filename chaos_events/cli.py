@@ -87,12 +87,14 @@ def cmd_revert(args: argparse.Namespace, out: Callable[[str], None]) -> int:
     failed = [r for r in results if not r.ok]
     for result in results:
         name = f"{result.occurrence_id} {result.description}".strip()
-        out(f"reverted {name}" if result.ok else f"FAILED {name}: {result.error or 'revert failed'}")
+        done = "stopped" if result.part else "reverted"
+        out(f"{done} {name}" if result.ok else f"FAILED {name}: {result.error or 'revert failed'}")
     if failed:
         out(f"{len(failed)} of {len(results)} faults could not be reverted; the system may still be degraded "
             f"(the journal {path} keeps them)")
         return ExitCode.REVERT_FAILED
-    out(f"reverted {_count(len(results), 'fault')}")
+    faults, parts = sum(not r.part for r in results), sum(r.part for r in results)
+    out(f"reverted {_count(faults, 'fault')}" + (f", stopped {_count(parts, 'part')} the run started" if parts else ""))
     return ExitCode.OK
 
 

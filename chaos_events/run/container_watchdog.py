@@ -95,7 +95,7 @@ class ContainerWatchdog:
             return len(data["entries"])
         failed = [r for r in results if not r.ok]
         self._failed_at = time.monotonic() if failed else None
-        self.log(f"container watchdog: reverted {len(results) - len(failed)} fault(s), {len(failed)} failed"
+        self.log(f"container watchdog: reverted {sum(r.ok and not r.part for r in results)} fault(s), {len(failed)} failed"
                  + (f"; retrying in {RETRY_S:g} s, or `chaos-events revert --journal {self.journal_path}`" if failed else ""))
         return len(failed)
 

@@ -47,6 +47,7 @@ class RevertResult:
     description: str
     ok: bool
     error: str = ""
+    part: bool = False   # a part the run started (its proxy), stopped rather than reverted
 
 
 def read_journal(path: str | os.PathLike) -> dict[str, Any] | None:
@@ -195,8 +196,6 @@ def revert_from_journal(path: str | os.PathLike, log: Callable[[str], None] = pr
     Works in a fresh process after a SIGKILL of the owner. Never raises for a fault that fails to revert (its
     result says why); a missing journal means nothing to do.
     """
-    from chaos_events.faults.base import Fault, FaultContext  # the registry imports every fault family; only needed here
-
     if read_journal(path) is None:
         return []
     journal = Journal.load(path)
@@ -219,7 +218,7 @@ def _stop_parts(journal: Journal, log: Callable[[str], None]) -> list[RevertResu
             log(f"STOP FAILED {key} {description}: {error}")
         else:
             journal.remove_part(key)
-        results.append(RevertResult(key, description, not error, error))
+        results.append(RevertResult(key, description, not error, error, part=True))
     return results
 
 

@@ -78,7 +78,7 @@ def watch(pid: int, journal_path: str, interval_s: float = 0.5, log=print) -> in
         log(f"watchdog: REVERT FAILED: {exc}")
         return 1
     failed = [r for r in results if not r.ok]
-    log(f"watchdog: reverted {len(results) - len(failed)} fault(s), {len(failed)} failed"
+    log(f"watchdog: reverted {sum(r.ok and not r.part for r in results)} fault(s), {len(failed)} failed"
         + (f"; retry with `chaos-events revert --journal {journal_path}`" if failed else ""))
     return 1 if failed else 0
 

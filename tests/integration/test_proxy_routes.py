@@ -102,7 +102,8 @@ def test_revert_after_a_sigkill_stops_the_harness_proxy(scene):
         done = subprocess.run([str(VENV_BIN / "chaos-events"), "revert", "--journal", str(scene.journal)],
                               capture_output=True, text=True, timeout=60)
         assert done.returncode == ExitCode.OK, done.stdout + done.stderr
-        assert "reverted f0#1" in done.stdout and "reverted proxy:free" in done.stdout, done.stdout
+        assert "reverted f0#1" in done.stdout and "stopped proxy:free" in done.stdout, done.stdout
+        assert done.stdout.splitlines()[-1] == "reverted 1 fault, stopped 1 part the run started", done.stdout
         assert poll(lambda: not _alive(pids[0]), 10), f"the proxy (pid {pids[0]}) still runs after revert"
         assert scene.journal_data()["entries"] == {} and scene.journal_data()["parts"] == {}
     finally:
