@@ -275,12 +275,26 @@ def _wire_bad_traffic(environment, runner) -> None:
 
 
 def _handle_bad_traffic_message(kind: str, data: dict) -> None:
+    # One INFO line per start and stop, so each process's log shows its own part in a data fault.
     if kind == BROADCAST_START:
-        _h.sender.start(data["fault_id"], data["url"], float(data["rate_per_s"]), list(data.get("kinds") or []))
+        rate = float(data["rate_per_s"])
+        _h.sender.start(data["fault_id"], data["url"], rate, list(data.get("kinds") or []))
+        logger.info("chaos-events: data fault %s started here: bad payloads to %s at %.2f/s",
+                    data["fault_id"], data["url"], rate)
     elif kind == BROADCAST_STOP:
-        _h.sender.stop(data["fault_id"])
+        _stop_bad_traffic([data["fault_id"]])
     elif kind == BROADCAST_STOP_ALL:
-        _h.sender.stop_all()
+        _stop_bad_traffic(_h.sender.active())
+
+
+def _stop_bad_traffic(fault_ids: list[str]) -> None:
+    for fault_id in fault_ids:
+        running = fault_id in _h.sender.active()
+        _h.sender.stop(fault_id)
+        if running:
+            counts = " ".join(f"{k}={v}" for k, v in _h.sender.counts(fault_id).items())
+            logger.info("chaos-events: data fault %s stopped here: sent %d bad payloads (%s)",
+                        fault_id, sum(_h.sender.counts(fault_id).values()), counts)
 
 
 # -- run lifecycle ------------------------------------------------------------------------------------
@@ -300,7 +314,7 @@ def _on_test_start(environment, **_kwargs):
 def _on_test_stop(environment, **_kwargs):
     if isinstance(environment.runner, WorkerRunner):
         if _h.sender is not None:
-            _h.sender.stop_all()
+            _stop_bad_traffic(_h.sender.active())
         return
     session = _h.session
     if session is None:
