@@ -310,6 +310,14 @@ def _on_test_start(environment, **_kwargs):
     _h.recorder = session.recorder
 
 
+@events.spawning_complete.add_listener
+def _on_spawning_complete(user_count, **_kwargs):
+    # The end of the ramp-up (on the master: every worker done); rates leave the ramp out (verdict/rates.py).
+    session = _h.session
+    if session is not None and session.running and not isinstance(_h.environment.runner, WorkerRunner):
+        session.record.meta.setdefault("ramp_end_t", round(session.clock(), 3))
+
+
 @events.test_stop.add_listener
 def _on_test_stop(environment, **_kwargs):
     if isinstance(environment.runner, WorkerRunner):
