@@ -318,6 +318,14 @@ def _on_spawning_complete(user_count, **_kwargs):
         session.record.meta.setdefault("ramp_end_t", round(session.clock(), 3))
 
 
+@events.test_stopping.add_listener
+def _on_test_stopping(environment, **_kwargs):
+    # The load stops here (users are stopped next; test_stop, and the run's end, may come a little later).
+    session = _h.session
+    if session is not None and session.running and not isinstance(environment.runner, WorkerRunner):
+        session.record.meta.setdefault("load_stop_t", round(session.clock(), 3))
+
+
 @events.test_stop.add_listener
 def _on_test_stop(environment, **_kwargs):
     if isinstance(environment.runner, WorkerRunner):

@@ -6,9 +6,11 @@ with a filter's per-second counts (`stats.rps_over`, `stats.phase_stats`).
 Windows are whole wall seconds, but the load neither starts nor stops on a second boundary, and it ramps up first.
 Three rules keep a constant load at the same rate in every phase (tests/unit/test_rates.py):
 - the load's extent is [first, last] of the traffic, where the first window starts no earlier than the run's start
-  (t=0: Locust spawns no user before test_start) and the last one ends no later than the run's end (`end_t`: the
-  load has stopped). A window's requests are spread over the part of it inside that extent only, so the run's first
-  and last partial seconds are neither diluted (counted whole) nor under-weighted (cut by the span);
+  (t=0: Locust spawns no user before test_start) and the last one ends no later than the load's stop
+  (`meta["load_stop_t"]`, Locust's test_stopping, recorded by the wiring) or the run's end (`end_t`), whichever is
+  first. A window's requests are spread over the part of it inside that extent only, so the run's first and last
+  partial seconds are neither diluted (counted whole) nor under-weighted (cut by the span), and an idle moment
+  between the load's stop and the run's end is not read as a drop;
 - the ramp-up is left out of rates: from `meta["ramp_end_t"]` (Locust's spawning_complete, recorded by the wiring)
   to the next window boundary, so no window that mixes ramp and full load is counted. A phase that lies wholly in
   the ramp-up is rated on it all the same (there is nothing else);
@@ -34,8 +36,9 @@ def load_extent(record: Record, counts: Mapping[int, float]) -> Interval | None:
         return None
     lo = max(0.0, record.t_of(seconds[0]))
     hi = record.t_of(seconds[-1]) + 1.0
-    if record.end_t is not None:
-        hi = min(hi, float(record.end_t))
+    for bound in (record.end_t, record.meta.get("load_stop_t")):
+        if isinstance(bound, (int, float)):
+            hi = min(hi, float(bound))
     return (lo, hi) if hi > lo else None
 
 

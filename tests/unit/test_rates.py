@@ -2,7 +2,8 @@
 
 The synthetic run below is what bench/phase_edges.py measures, made exact: the master's t=0 falls mid-second, the
 users ramp up over the first second (the rate grows linearly to full strength), the load then runs at a constant
-rate, a fault occupies [6, 12) with recovery [12, 18), and the run (and the load) stops at t=18, mid-second. The
+rate, a fault occupies [6, 12) with recovery [12, 18), and the run (and the load) stops at t=18, mid-second
+(or the load a little before). The
 requests go through the real Recorder with a fake clock, so the windows are what a run would record.
 
 Before the fix the baseline read 0.905 of the true rate and recovery 0.960: fault +10.5%, recovery +6.1% "change"
@@ -54,6 +55,8 @@ def synthetic_run(start_wall: float, ramp_s: float = RAMP_S, ramp_recorded: bool
     record.end_t = END
     if ramp_recorded:
         record.meta["ramp_end_t"] = ramp_s  # what the wiring records at Locust's spawning_complete
+    if load_stop_t < END:
+        record.meta["load_stop_t"] = load_stop_t  # ... and at test_stopping, when the load stopped before the run's end
     plan = make_plan(faults=[(FAULT_AT, FAULT_FOR, "pause", "sleeper")], recovery_window_s=FAULT_FOR)
     return record, plan
 
@@ -99,6 +102,19 @@ def test_the_load_extent_is_clamped_to_the_run_and_the_ramp_ends_on_a_window_bou
     record.meta["ramp_end_t"] = 1.4                           # exactly on a boundary: that boundary
     assert rates.steady_from(record) == pytest.approx(1.4)
     assert rates.load_extent(record, {}) is None
+
+
+@pytest.mark.parametrize("offset", [0.0, 0.3, 0.6, 0.9])
+def test_load_that_stops_before_the_run_ends_is_not_spread_over_the_idle_end(offset):
+    # Locust's test_stopping at 17.85, the run's end (test_stop) at 18.0: without the load's stop the recovery read
+    # up to 2.5% low (0.15 s of idle in a 6 s phase).
+    record, plan = synthetic_run(1_700_000_000.0 + offset, load_stop_t=17.85)
+    phases = derive_phases(record, plan)
+    assert phases[-1].end_t == END
+    for span in phases:
+        assert stats.rps_over(record, phases, [span], stats.EndpointFilter()) == pytest.approx(RATE, rel=2e-3), span
+    del record.meta["load_stop_t"]
+    assert stats.rps_over(record, phases, phases[-1:], stats.EndpointFilter()) < RATE * (1 - 0.015)
 
 
 def test_throughput_drop_on_an_untouched_target_is_zero():
