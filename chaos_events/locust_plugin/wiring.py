@@ -320,10 +320,16 @@ def _on_spawning_complete(user_count, **_kwargs):
 
 @events.test_stopping.add_listener
 def _on_test_stopping(environment, **_kwargs):
-    # The load stops here (users are stopped next; test_stop, and the run's end, may come a little later).
+    # The load stops here, or earlier: Locust's stop() blocks the hub (inspect.stack) before it fires this, so on a
+    # local runner the last request this process counted is the better mark. test_stop (the run's end) comes later.
     session = _h.session
-    if session is not None and session.running and not isinstance(environment.runner, WorkerRunner):
-        session.record.meta.setdefault("load_stop_t", round(session.clock(), 3))
+    if session is None or not session.running or isinstance(environment.runner, WorkerRunner):
+        return
+    stop_t = session.clock()
+    last_wall = session.recorder.last_wall
+    if last_wall is not None:
+        stop_t = min(stop_t, last_wall - session.record.start_wall)
+    session.record.meta.setdefault("load_stop_t", round(stop_t, 3))
 
 
 @events.test_stop.add_listener

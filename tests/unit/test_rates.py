@@ -121,3 +121,18 @@ def test_throughput_drop_on_an_untouched_target_is_zero():
     record, plan = synthetic_run(1_700_000_000.4)
     result = judge(slo(SloMetric.THROUGHPUT_DROP, max=0.015, during="fault"), record, plan)
     assert result.value == pytest.approx(0.0, abs=2e-3), result.message
+
+
+def test_the_recorder_keeps_the_last_request_time_for_the_load_stop():
+    # The wiring marks the load's stop at test_stopping as min(now, the last request counted here): Locust's stop()
+    # blocks the hub for tens of ms before it fires test_stopping, and no request goes out meanwhile.
+    record, _plan = synthetic_run(1_700_000_000.4)
+    clock = {"wall": 1_700_000_000.4 + 3.25}
+    recorder = Recorder(Record("r", "x", start_wall=1_700_000_000.4), wall=lambda: clock["wall"])
+    assert recorder.last_wall is None
+    recorder.on_request("GET", "/", 1.0, failed=False)
+    clock["wall"] += 0.5
+    recorder.on_request("GET", "/", 1.0, failed=False)
+    assert recorder.last_wall - recorder.record.start_wall == pytest.approx(3.75)
+    recorder.merge_wire(Recorder(record).take_wire_delta())  # merged deltas (a master's) do not move it
+    assert recorder.last_wall - recorder.record.start_wall == pytest.approx(3.75)
