@@ -79,6 +79,8 @@ class WorkerBooks:
                     session.record.meta.setdefault("workers_lost", []).append(lost)
                     session.hooks.log(f"chaos-events: WARNING: worker {client_id} lost at t={lost['t']:.1f}s; "
                                       "its data after that is missing, so the verdict cannot pass")
+                    if self.active:  # the workers left share the data faults' rate between them
+                        self._rebalance()
 
     def reset(self) -> None:
         """A new run: forget the last one's workers and data faults."""

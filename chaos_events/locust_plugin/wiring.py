@@ -292,12 +292,26 @@ def _wire_bad_traffic(environment, runner) -> None:
 
 
 def _handle_bad_traffic_message(kind: str, data: dict) -> None:
+    # One INFO line per start and stop, so each process's log shows its own part in a data fault.
     if kind == BROADCAST_START:
-        _h.sender.start(data["fault_id"], data["url"], float(data["rate_per_s"]), list(data.get("kinds") or []))
+        rate = float(data["rate_per_s"])
+        _h.sender.start(data["fault_id"], data["url"], rate, list(data.get("kinds") or []))
+        logger.info("chaos-events: data fault %s started here: bad payloads to %s at %.2f/s",
+                    data["fault_id"], data["url"], rate)
     elif kind == BROADCAST_STOP:
-        _h.sender.stop(data["fault_id"])
+        _stop_bad_traffic([data["fault_id"]])
     elif kind == BROADCAST_STOP_ALL:
-        _h.sender.stop_all()
+        _stop_bad_traffic(_h.sender.active())
+
+
+def _stop_bad_traffic(fault_ids: list[str]) -> None:
+    for fault_id in fault_ids:
+        running = fault_id in _h.sender.active()
+        _h.sender.stop(fault_id)
+        if running:
+            counts = " ".join(f"{k}={v}" for k, v in _h.sender.counts(fault_id).items())
+            logger.info("chaos-events: data fault %s stopped here: sent %d bad payloads (%s)",
+                        fault_id, sum(_h.sender.counts(fault_id).values()), counts)
 
 
 # -- run lifecycle ------------------------------------------------------------------------------------
@@ -313,11 +327,33 @@ def _on_test_start(environment, **_kwargs):
     _h.recorder = session.recorder
 
 
+@events.spawning_complete.add_listener
+def _on_spawning_complete(user_count, **_kwargs):
+    # The end of the ramp-up (on the master: every worker done); rates leave the ramp out (verdict/rates.py).
+    session = _h.session
+    if session is not None and session.running and not isinstance(_h.environment.runner, WorkerRunner):
+        session.record.meta.setdefault("ramp_end_t", round(session.clock(), 3))
+
+
+@events.test_stopping.add_listener
+def _on_test_stopping(environment, **_kwargs):
+    # The load stops here, or earlier: Locust's stop() blocks the hub (inspect.stack) before it fires this, so on a
+    # local runner the last request this process counted is the better mark. test_stop (the run's end) comes later.
+    session = _h.session
+    if session is None or not session.running or isinstance(environment.runner, WorkerRunner):
+        return
+    stop_t = session.clock()
+    last_wall = session.recorder.last_wall
+    if last_wall is not None:
+        stop_t = min(stop_t, last_wall - session.record.start_wall)
+    session.record.meta.setdefault("load_stop_t", round(stop_t, 3))
+
+
 @events.test_stop.add_listener
 def _on_test_stop(environment, **_kwargs):
     if isinstance(environment.runner, WorkerRunner):
         if _h.sender is not None:
-            _h.sender.stop_all()
+            _stop_bad_traffic(_h.sender.active())
         return
     session = _h.session
     if session is None:

@@ -39,11 +39,15 @@ class Recorder:
         # The per-second dict of the current second, cached: most requests land in the same second as the last one.
         self._second = -1
         self._per_second: dict[WindowKey, EndpointWindow] = {}
+        # Wall time of the last request counted here (not merged): where a local run's load really stopped.
+        self.last_wall: float | None = None
 
     # -- hot path ---------------------------------------------------------------------------------
     def on_request(self, request_type: str, name: str, response_time_ms: float | None, failed: bool) -> None:
         """Count one request. `response_time_ms` None (Locust's async requests) counts it without a latency."""
-        second = int(self._wall())
+        now = self._wall()
+        self.last_wall = now
+        second = int(now)
         if second != self._second:
             self._select_second(second)
         key = (request_type, name)

@@ -39,6 +39,8 @@ def format_verdict_table(verdict: Verdict) -> str:
             lines.append(f"{_STATUS_WORD[r.status]} {r.name} ({r.metric.value}): {r.message}")
     for rf in verdict.summary.get("revert_failures", []):
         lines.append(f"REVERT FAILED {rf['fault_id']} ({rf['fault']}) at t={rf['t']:.1f}s: {rf['detail'] or 'no detail'}")
+    for w in verdict.summary.get("workers_lost", []):
+        lines.append(f"DATA INCOMPLETE worker {w['worker']} lost at t={w['t']:.1f}s: its requests after that are missing")
     word = result_word(verdict)
     if verdict.summary.get("dry_run"):
         word = "DRY RUN, nothing injected, SLOs not judged"

@@ -31,7 +31,9 @@ TEMPLATE_DIR = "templates"
 MARKDOWN_TEMPLATE = "report.md.j2"
 HTML_TEMPLATE = "report.html.j2"
 SVG_TEMPLATE = "timeline.svg.j2"
-EXIT_WORDS = {0: "every SLO held", 3: "an SLO was broken", 4: "a fault could not be reverted"}
+EXIT_WORDS = {0: "every SLO held", 2: "bad input or a harness error", 3: "an SLO was broken",
+              4: "a fault could not be reverted", 5: "a stop condition halted the run",
+              6: "the experiment is incomplete (a fault not injected, no steady state, or a worker's data lost)"}
 SPANS_SHOWN = 4  # a phase's first few spans in the "When" column, then "(+N)"
 
 

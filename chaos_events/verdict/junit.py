@@ -1,5 +1,6 @@
 """The JUnit XML report: one testcase per SLO (the failure message says what, when and by how much), plus a
-"faults reverted" testcase whenever faults were injected, so CI shows a fault left behind.
+"faults reverted" testcase whenever faults were injected, so CI shows a fault left behind, and a failing "data
+complete" testcase when a worker was lost mid-run (every SLO was judged on partial data).
 
 Standard library only (xml.etree serializes, so escaping is the serializer's job); no gevent, locust, docker,
 prometheus_client, no I/O. Text passes `escape.printable` first: XML 1.0 cannot carry control characters at all
@@ -28,8 +29,9 @@ def _element(parent: ET.Element, tag: str, text: str | None = None, **attributes
 def _counts(report: dict[str, Any]) -> dict[str, str]:
     results = report["verdict"]["results"]
     reverts = report["verdict"]["summary"].get("revert_failures", [])
-    tests = len(results) + (1 if _has_revert_case(report) else 0)
-    failures = sum(1 for r in results if r["status"] == SloStatus.FAIL.value) + (1 if reverts else 0)
+    lost = 1 if report["verdict"]["summary"].get("workers_lost") else 0
+    tests = len(results) + (1 if _has_revert_case(report) else 0) + lost
+    failures = sum(1 for r in results if r["status"] == SloStatus.FAIL.value) + (1 if reverts else 0) + lost
     skipped = sum(1 for r in results if r["status"] == SloStatus.NOT_VERIFIABLE.value)
     return {"tests": str(tests), "failures": str(failures), "errors": "0", "skipped": str(skipped),
             "time": f"{report['duration_s']:.3f}"}
@@ -62,6 +64,14 @@ def _revert_case(suite: ET.Element, suite_name: str, reverts: list[dict[str, Any
         _element(case, "system-out", "every injected fault was reverted")
 
 
+def _data_case(suite: ET.Element, suite_name: str, lost: list[dict[str, Any]]) -> None:
+    # a lost worker is not an SLO either, but every SLO was judged on partial data: CI must not see a green suite
+    case = _element(suite, "testcase", classname=suite_name, name="data complete", time="0")
+    what = "; ".join(f"worker {w['worker']} lost at t={w['t']:.1f}s" for w in lost)
+    _element(case, "failure", what + " (its requests after that are missing)",
+             message=f"data incomplete: {what}", type="workers_lost")
+
+
 def render_junit(report: dict[str, Any]) -> str:
     suite_name = f"chaos-events.{report['scenario']}"
     counts = _counts(report)
@@ -75,6 +85,8 @@ def render_junit(report: dict[str, Any]) -> str:
         _slo_case(suite, suite_name, result)
     if _has_revert_case(report):
         _revert_case(suite, suite_name, report["verdict"]["summary"].get("revert_failures", []))
+    if report["verdict"]["summary"].get("workers_lost"):
+        _data_case(suite, suite_name, report["verdict"]["summary"]["workers_lost"])
     ET.indent(root)
     # ElementTree escapes a CR in attributes but not in text, where every XML parser would turn CRLF into LF.
     text = ET.tostring(root, encoding="unicode").replace("\r", "&#13;")

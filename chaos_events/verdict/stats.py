@@ -5,7 +5,8 @@ Pure module: standard library only. No gevent, locust, docker, prometheus_client
 install without it). Everything here reads a Record and the phase spans; nothing is cached between calls.
 
 Time model: request windows are keyed by whole wall-clock second. A window covers run time
-[t_of(second), t_of(second) + 1) and belongs to the phase that holds its midpoint.
+[t_of(second), t_of(second) + 1) and, for counts, error rates and percentiles, belongs to the phase that holds its
+midpoint. Rates (requests per second) spread a window over the phases it overlaps instead (verdict/rates.py).
 
 Example:
     flt = EndpointFilter.parse("POST /api/events")
@@ -23,6 +24,7 @@ from typing import Any, Iterable
 
 from chaos_events.scenario.model import Phase
 from chaos_events.record import EndpointWindow, Record, WindowKey
+from chaos_events.verdict import rates
 from chaos_events.verdict.phases import PhaseSpan
 
 # Bad payloads sent by the data faults are named "[chaos] METHOD path kind". They are the harness's own traffic,
@@ -231,20 +233,11 @@ def phase_agg(record: Record, phases: list[PhaseSpan], phase: Phase, flt: Endpoi
     return agg_over(record, phases, spans_of(phases, phase), flt)
 
 
-def traffic_extent(record: Record, flt: EndpointFilter) -> tuple[float, float] | None:
-    """Run-time extent [first, last + 1) of matching traffic; None when there was none."""
-    seconds = sorted(per_second(record, flt))
-    if not seconds:
-        return None
-    return record.t_of(seconds[0]), record.t_of(seconds[-1]) + 1.0
-
-
-def active_duration(spans: list[PhaseSpan], extent: tuple[float, float] | None) -> float:
-    """Seconds of `spans` while load was running; ramp-up before the first request does not dilute the rate."""
-    if extent is None:
-        return 0.0
-    lo, hi = extent
-    return sum(max(0.0, min(s.end_t, hi) - max(s.start_t, lo)) for s in spans)
+def rps_over(record: Record, phases: list[PhaseSpan], spans: list[PhaseSpan], flt: EndpointFilter) -> float | None:
+    """Matching requests per second over `spans`, without bias at the load's edges or the ramp-up (verdict/rates.py).
+    `phases` is unused; kept so every per-phase figure here takes the same arguments."""
+    counts = {second: agg.count for second, agg in per_second(record, flt).items()}
+    return rates.rps(record, [(s.start_t, s.end_t) for s in spans], counts)
 
 
 @dataclass(frozen=True)
@@ -274,32 +267,12 @@ def phase_stats(record: Record, phases: list[PhaseSpan], phase: Phase, flt: Endp
     flt = flt or EndpointFilter()
     spans = spans_of(phases, phase)
     agg = agg_over(record, phases, spans, flt)
-    active = active_duration(spans, traffic_extent(record, flt))
     return PhaseStats(
         phase=phase, spans=len(spans), duration_s=sum(s.end_t - s.start_t for s in spans),
         requests=agg.count, failures=agg.failures, error_rate=agg.error_rate,
-        rps=(weighted_count(record, spans, flt) / active) if active > 0 else None,
+        rps=rps_over(record, phases, spans, flt),
         p50_ms=agg.percentile_ms(0.50), p95_ms=agg.percentile_ms(0.95), p99_ms=agg.percentile_ms(0.99),
     )
-
-
-def overlap_s(record: Record, second: int, spans: Iterable[PhaseSpan]) -> float:
-    """How much of the one-second window `second` lies inside `spans` (0..1)."""
-    start = record.t_of(second)
-    return sum(max(0.0, min(s.end_t, start + 1.0) - max(s.start_t, start)) for s in spans)
-
-
-def weighted_count(record: Record, spans: list[PhaseSpan], flt: EndpointFilter) -> float:
-    """Requests in `spans`, each second's count weighted by how much of it the spans cover. A phase boundary cuts
-    a window in two; counting the whole window on one side (by its midpoint) biased rates by up to one window."""
-    return sum(agg.count * overlap_s(record, second, spans) for second, agg in per_second(record, flt).items())
-
-
-def rps_over(record: Record, phases: list[PhaseSpan], spans: list[PhaseSpan], flt: EndpointFilter) -> float | None:
-    active = active_duration(spans, traffic_extent(record, flt))
-    if active <= 0:
-        return None
-    return weighted_count(record, spans, flt) / active
 
 
 # -- the baseline band -------------------------------------------------------------------------------------------
