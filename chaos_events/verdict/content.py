@@ -82,7 +82,20 @@ def series(record: Record, flt: EndpointFilter | None = None) -> list[dict[str, 
 
 def _timeline(record: Record) -> list[dict[str, Any]]:
     return [{"t": e.t, "kind": e.kind.value, "fault_id": e.fault_id, "fault_type": e.fault_type, "target": e.target,
-             "detail": e.detail} for e in sorted(record.events, key=lambda e: e.t)]
+             "detail": e.detail, "data": dict(e.data), "notes": _notes(e.data)}
+            for e in sorted(record.events, key=lambda e: e.t)]
+
+
+def _notes(data: dict[str, Any]) -> str:
+    """A fault's observations in words, for the timeline tables: 'broker 2 (leader of events/0); leader before: 2'."""
+    words = []
+    if "broker_id" in data:
+        words.append(f"broker {data['broker_id']}" + (f" ({data['role']})" if data.get("role") else ""))
+    for key, label in (("leader_before", "leader before"), ("leader_after", "leader after")):
+        if key in data:
+            words.append(f"{label}: {'none' if data[key] is None or data[key] < 0 else data[key]}")
+    words += [f"{k}: {v}" for k, v in data.items() if k not in ("broker_id", "role", "leader_before", "leader_after")]
+    return "; ".join(words)
 
 
 def _alerts(verdict: Verdict) -> list[dict[str, Any]]:
