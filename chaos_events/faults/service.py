@@ -37,7 +37,7 @@ from chaos_events.backends.services import Service
 from chaos_events.errors import InjectionError
 from chaos_events.faults.base import Fault, FaultContext, FaultParams, register
 from chaos_events.faults.kafka_broker import (
-    ServiceParams, broker_target, note_leader_after, observations, plan_problems, role_preflight,
+    ServiceParams, broker_target, note_after, observations, plan_problems, role_preflight,
 )
 from chaos_events.scenario.fields import Flag, Number, Seconds, SizeBytes, Text, fail
 from chaos_events.scenario.model import Target, TargetKind
@@ -129,7 +129,7 @@ class ServiceFault(Fault):
         if self.target.kind is TargetKind.KAFKA_CLUSTER:
             if "broker_id" not in self.state:
                 return None
-            note_leader_after(self.target, self.params, self.state, ctx)
+            note_after(self.target, self.params, self.state, ctx)
         return self.service(ctx)
 
     def _refuse_bad_target(self) -> None:

@@ -1,4 +1,5 @@
-"""A broker of a `kafka_cluster` target (scenario/targets.py) named by its role: the leader of a partition or an id.
+"""A broker of a `kafka_cluster` target (scenario/targets.py) named by its role: a partition's leader, the active
+controller, or an id.
 
 Pure: standard library and pydantic. The role is resolved through the admin API only when the fault is injected
 (chaos_events.backends.kafka_admin); what is checked here is the shape, and what can be told from the file alone:
@@ -15,7 +16,8 @@ Example (scenario):
             1: {container: {name: kafka-1}}
     faults:
       - {at: 8s, for: 6s, fault: kill, target: cluster, broker: {leader: {topic: events, partition: 0}}}
-      - {at: 30s, for: 6s, fault: pause, target: cluster, broker: {id: 1}}
+      - {at: 30s, for: 6s, fault: restart, target: cluster, broker: {controller: true}}
+      - {at: 50s, for: 6s, fault: pause, target: cluster, broker: {id: 1}}
 """
 from __future__ import annotations
 
@@ -23,10 +25,11 @@ from typing import Any
 
 from pydantic import Field, model_serializer, model_validator
 
-from chaos_events.scenario.fields import ScenarioModel, Text, WholeNumber, fail, shown
+from chaos_events.scenario.fields import Flag, ScenarioModel, Text, WholeNumber, fail, shown
 from chaos_events.scenario.targets import BrokerId, Target, TargetKind, exactly_one_key, known_keys
 
-ROLE_EXAMPLE = "{leader: {topic: events, partition: 0}} or {id: 2}"
+ROLE_EXAMPLE = "{leader: {topic: events, partition: 0}}, {controller: true} or {id: 2}"
+ROLES = ("leader", "controller", "id")
 
 
 class LeaderRole(ScenarioModel):
@@ -44,9 +47,10 @@ class LeaderRole(ScenarioModel):
 
 
 class BrokerRole(ScenarioModel):
-    """Which broker of a `kafka_cluster` target a service fault hits: exactly one of `leader` or `id`."""
+    """Which broker of a `kafka_cluster` target a service fault hits: exactly one of `leader`, `controller` or `id`."""
 
     leader: LeaderRole | None = Field(None, description="the leader of a topic's partition, when the fault starts")
+    controller: Flag | None = Field(None, description="true: the active KRaft controller, when the fault starts")
     id: BrokerId | None = Field(None, description="a broker id")
 
     @model_validator(mode="before")
@@ -54,7 +58,10 @@ class BrokerRole(ScenarioModel):
     def _one_role(cls, data: Any) -> Any:
         if not isinstance(data, dict):
             raise fail(f"expected a role like {ROLE_EXAMPLE}; got {shown(data)}")
-        return exactly_one_key(data, ("leader", "id"))
+        exactly_one_key(data, ROLES)
+        if "controller" in data and data["controller"] is not True:
+            raise fail(f"'controller': only true names a broker (the active controller); got {shown(data['controller'])}")
+        return data
 
     @model_serializer(mode="wrap")
     def _the_role_only(self, handler: Any) -> Any:
@@ -65,7 +72,13 @@ class BrokerRole(ScenarioModel):
     def describe(self) -> str:
         if self.leader is not None:
             return f"leader of {self.leader.topic}/{self.leader.partition}"
+        if self.controller:
+            return "active controller"
         return f"broker {self.id}"
+
+    def watched(self) -> str | None:
+        """What the record follows before and after the fault: 'leader' or 'controller' (an id role: nothing)."""
+        return "leader" if self.leader is not None else "controller" if self.controller else None
 
 
 def role_problems(role: BrokerRole | None, target: Target) -> list[str]:

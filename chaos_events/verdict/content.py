@@ -91,10 +91,11 @@ def _notes(data: dict[str, Any]) -> str:
     words = []
     if "broker_id" in data:
         words.append(f"broker {data['broker_id']}" + (f" ({data['role']})" if data.get("role") else ""))
-    for key, label in (("leader_before", "leader before"), ("leader_after", "leader after")):
+    watched = [f"{role}_{when}" for role in ("leader", "controller") for when in ("before", "after")]
+    for key in watched:
         if key in data:
-            words.append(f"{label}: {'none' if data[key] is None or data[key] < 0 else data[key]}")
-    words += [f"{k}: {v}" for k, v in data.items() if k not in ("broker_id", "role", "leader_before", "leader_after")]
+            words.append(f"{key.replace('_', ' ')}: {'none' if data[key] is None or data[key] < 0 else data[key]}")
+    words += [f"{k}: {v}" for k, v in data.items() if k not in ("broker_id", "role", *watched)]
     return "; ".join(words)
 
 

@@ -192,6 +192,46 @@ def test_leader_killed_under_load_loses_no_acknowledged_write(platform, tmp_path
     assert restarted is not None and restarted != before, "the revert restarted the killed broker as a new process"
 
 
+def controller_changes(cluster) -> list[tuple[float, int]]:
+    """(wall time, broker) of every "Becoming the active controller" line in the brokers' logs, oldest first: the
+    truth a controller role must match. The logs stamp local time to the millisecond."""
+    pattern = re.compile(r"^\[(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d),(\d{3})\] INFO \[QuorumController id=(\d+)\] "
+                         r"Becoming the active controller", re.M)
+    changes = []
+    for n in range(cluster.brokers):
+        for day, millis, broker in pattern.findall(cluster.log_path(n).read_text(errors="replace")):
+            changes.append((time.mktime(time.strptime(day, "%Y-%m-%d %H:%M:%S")) + int(millis) / 1000, int(broker)))
+    return sorted(changes)
+
+
+@pytest.mark.slow
+def test_leader_paused_and_controller_restarted_by_role(platform, tmp_path):
+    """Two roles resolved at inject on the real cluster: pause of partition 0's leader, then restart of the active
+    controller (the quorum's leader, told by DescribeQuorum; the admin API's "controller" is a random broker in
+    KRaft mode). Each event names the broker hit, and who held the role before and at the revert."""
+    cluster = platform.brokers.cluster
+    leader = cluster.leader(platform.topic, 0)
+    env = {"IT_TOPIC": platform.topic, "CHAOS_KAFKA_PRODUCER_CONFIG": json.dumps({"message.timeout.ms": 30000})}
+    out = tmp_path / "reports"
+    result = run(platform, "kafka-roles.yml", out, platform.topic, "30s", env, users=("EventProducerUser",))
+
+    assert result.returncode == 0, explain(result)
+    report, results, _ = report_of(out)
+    events = {(e["kind"], e["fault_id"]): e["data"] for e in report["record"]["events"]}
+    assert list(events) == [("injected", "f0#1"), ("reverted", "f0#1"), ("injected", "f1#1"), ("reverted", "f1#1")]
+    assert events["injected", "f0#1"] == {"broker_id": leader, "role": f"leader of {platform.topic}/0", "leader_before": leader}
+    assert events["reverted", "f0#1"]["leader_after"] in {0, 1, 2}, events
+    controller, after = events["injected", "f1#1"]["broker_id"], events["reverted", "f1#1"]["controller_after"]
+    assert events["injected", "f1#1"]["controller_before"] == controller
+    injected_wall = next(e["wall"] for e in report["record"]["events"] if (e["kind"], e["fault_id"]) == ("injected", "f1#1"))
+    changes = controller_changes(cluster)
+    # The broker the role resolved to was the active controller then; the restart handed the role to another voter.
+    assert [b for t, b in changes if t < injected_wall][-1] == controller, (changes, injected_wall, events)
+    assert after in {0, 1, 2} - {controller} and [b for t, b in changes if t >= injected_wall][:1] == [after], (changes, events)
+    assert results["no-lost-writes"]["status"] == "pass", results["no-lost-writes"]
+    print(f"\nleader kafka-{leader} paused; controller kafka-{controller} restarted, kafka-{after} took over")
+
+
 @pytest.mark.slow
 def test_acks1_leader_death_with_frozen_followers_loses_acknowledged_writes(platform, tmp_path):
     """A configuration that loses acknowledged writes, caught by the ledger (exit 3, the count in the JUnit failure).

@@ -59,16 +59,19 @@ KILL = "{at: 1s, for: 2s, fault: kill, target: cluster"
 ROLE_CASES = {
     "no role": (KILL + "}", [
         "x.yml:10 faults[0] (kill): missing parameter 'broker': target 'cluster' is a kafka_cluster; name the broker "
-        "by its role, like {leader: {topic: events, partition: 0}} or {id: 2}"]),
+        "by its role, like {leader: {topic: events, partition: 0}}, {controller: true} or {id: 2}"]),
     "id not in the map": (KILL + ", broker: {id: 5}}", [
         "x.yml:10 faults[0] (kill): 'broker': broker 5 is not in the brokers: map of target 'cluster' (it maps: 0, 1)"]),
-    "unknown role": (KILL + ", broker: {controller: true}}", [
-        "x.yml:10 faults[0] (kill): parameter 'broker': unknown key 'controller'; expected one of: id, leader"]),
+    "unknown role": (KILL + ", broker: {follower: true}}", [
+        "x.yml:10 faults[0] (kill): parameter 'broker': unknown key 'follower'; expected one of: controller, id, leader"]),
     "two roles": (KILL + ", broker: {id: 1, leader: {topic: events}}}", [
-        "x.yml:10 faults[0] (kill): parameter 'broker': expected exactly one of: leader, id; got: leader, id"]),
+        "x.yml:10 faults[0] (kill): parameter 'broker': expected exactly one of: leader, controller, id; got: leader, id"]),
+    "controller false": (KILL + ", broker: {controller: false}}", [
+        "x.yml:10 faults[0] (kill): parameter 'broker': 'controller': only true names a broker (the active "
+        "controller); got false"]),
     "role not a mapping": (KILL + ", broker: 2}", [
-        "x.yml:10 faults[0] (kill): parameter 'broker': expected a role like {leader: {topic: events, partition: 0}} "
-        "or {id: 2}; got 2"]),
+        "x.yml:10 faults[0] (kill): parameter 'broker': expected a role like {leader: {topic: events, partition: 0}}, "
+        "{controller: true} or {id: 2}; got 2"]),
     "leader without topic": (KILL + ", broker: {leader: {partition: 1}}}", [
         "x.yml:10 faults[0] (kill): missing parameter 'topic'"]),
     "negative partition": (KILL + ", broker: {leader: {topic: events, partition: -1}}}", [
@@ -306,6 +309,50 @@ def test_chaos_events_revert_after_a_sigkill_resumes_the_same_broker(monkeypatch
     assert proc.stdout.splitlines()[-1] == "reverted 1 fault", proc.stdout
     assert Path(f"/proc/{paused}/stat").read_text().split(") ")[1][0] in "SR", "broker 2 resumed"
     assert [alive(pid) for pid in pids(brokers)] == [True, True, True]
+
+
+def test_restart_by_controller_role_hits_the_active_controller(monkeypatch, brokers, tmp_path):
+    from chaos_events.backends import kafka_quorum
+
+    fake_cluster(monkeypatch, brokers=(0, 1, 2))
+    controller = [2]
+    monkeypatch.setattr(kafka_quorum, "active_controller", lambda bootstrap, timeout_s=5.0: controller[0])
+    fault = build(cluster_plan(brokers, "{at: 1s, for: 2s, fault: restart, target: cluster, broker: {controller: true}}"))
+    before = pids(brokers)
+    ctx = FaultContext(run_dir=str(tmp_path), log=lambda m: None)
+    fault.inject(ctx)
+    assert wait_until(lambda: not alive(before[2]))
+    assert pids(brokers)[2] != before[2] and alive(pids(brokers)[2]), "broker 2 runs again, as a new process"
+    assert alive(before[0]) and alive(before[1])
+    controller[0] = 0                 # the quorum elected broker 0 while 2 restarted
+    fault.revert(ctx)
+    assert fault.observations() == {"broker_id": 2, "role": "active controller", "controller_before": 2,
+                                    "controller_after": 0}
+
+
+def test_describe_quorum_request_and_answer_bytes():
+    """DescribeQuorum v0 as the Kafka protocol spells it (flexible: compact arrays and strings, tagged fields)."""
+    import struct
+
+    from chaos_events.backends.kafka_quorum import CORRELATION, QuorumError, parse_leader, request_bytes
+
+    frame = request_bytes()
+    assert struct.unpack(">i", frame[:4])[0] == len(frame) - 4
+    assert struct.unpack(">hhi", frame[4:12]) == (55, 0, CORRELATION)
+    assert frame.endswith(b"\x02\x13__cluster_metadata\x02\x00\x00\x00\x00\x00\x00\x00")
+
+    def answer(error=0, partition_error=0, leader=1):
+        topic = b"__cluster_metadata"
+        return (struct.pack(">i", CORRELATION) + b"\x00" + struct.pack(">h", error) + b"\x02" + bytes([len(topic) + 1])
+                + topic + b"\x02" + struct.pack(">ihii", 0, partition_error, leader, 7) + b"rest of the answer")
+
+    assert parse_leader(answer(leader=1)) == 1
+    with pytest.raises(QuorumError, match=r"^DescribeQuorum refused \(Kafka error code 35\)$"):
+        parse_leader(answer(error=35))
+    with pytest.raises(QuorumError, match="metadata partition"):
+        parse_leader(answer(partition_error=6))
+    with pytest.raises(QuorumError, match="cut short"):
+        parse_leader(answer()[:12])
 
 
 def test_a_leader_the_brokers_map_does_not_cover_fails_the_inject_and_touches_nothing(monkeypatch, brokers, tmp_path):
