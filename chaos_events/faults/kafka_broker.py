@@ -89,12 +89,12 @@ def broker_target(target: Target, params: Any, state: dict, ctx: FaultContext) -
     spec, role = target.spec, params.broker
     if "broker_id" not in state:
         broker_id = _resolve(spec.bootstrap, role)
+        if broker_id not in spec.brokers:   # nothing pinned: the revert that follows has nothing to do
+            raise InjectionError(f"target {target.name!r}: the {role.describe()} is broker {broker_id}, which the "
+                                 f"brokers: map does not cover (it maps: {', '.join(map(str, spec.broker_ids()))})")
         state.update(broker_id=broker_id, role=role.describe())
         if role.watched():
             state[f"{role.watched()}_before"] = broker_id
-        if broker_id not in spec.brokers:
-            raise InjectionError(f"target {target.name!r}: the {role.describe()} is broker {broker_id}, which the "
-                                 f"brokers: map does not cover (it maps: {', '.join(map(str, spec.broker_ids()))})")
         ctx.save_state()
         ctx.log(f"chaos-events: {target.name}: the {role.describe()} is broker {broker_id}")
     return spec.brokers[state["broker_id"]].target(target.name, state["broker_id"])

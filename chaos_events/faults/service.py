@@ -15,7 +15,7 @@ Revert semantics (each revert is idempotent and works from `self.state`, saved b
 - throttle -> (containers only) put back the CPU and memory limits recorded before the change.
 `stop`, `start` and `restart` take `timeout_s` (grace between SIGTERM and SIGKILL; for `start`, when its revert stops it).
 On a `kafka_cluster` target, every fault but throttle takes `broker:`, the broker's role, resolved at inject
-(faults/py): `{leader: {topic: events, partition: 0}}` or `{id: 2}`.
+(faults/kafka_broker.py): `{leader: {topic: events, partition: 0}}`, `{controller: true}` or `{id: 2}`.
 
 Example (scenario):
     targets: {broker: {process: {pidfile: .run/broker.pid, restart: [python, -m, chaos_events.demo, start-part, broker]}},
@@ -125,7 +125,7 @@ class ServiceFault(Fault):
 
     def reverting(self, ctx: FaultContext) -> Service | None:
         """The service for revert and verify_reverted; None when a role was never resolved (nothing was done). On a
-        leader role, first notes who leads now (once)."""
+        leader or controller role, first notes who holds it now (once)."""
         if self.target.kind is TargetKind.KAFKA_CLUSTER:
             if "broker_id" not in self.state:
                 return None

@@ -363,7 +363,9 @@ def test_a_leader_the_brokers_map_does_not_cover_fails_the_inject_and_touches_no
         fault.inject(ctx)
     assert str(info.value) == ("target 'cluster': the leader of events/0 is broker 3, which the brokers: map does not "
                                "cover (it maps: 0, 1, 2)")
-    assert all(alive(pid) for pid in pids(brokers))
+    fault.revert(ctx)                 # what the engine does next: nothing to undo, and no error
+    fault.verify_reverted(ctx)
+    assert fault.state == {} and all(alive(pid) for pid in pids(brokers))
 
 
 def test_a_partition_without_a_leader_fails_the_inject(monkeypatch, brokers, tmp_path):
@@ -418,3 +420,32 @@ def test_the_report_timeline_names_the_broker_and_the_leader_before_and_after():
     assert report["timeline"][1]["data"]["leader_after"] == 2
     markdown = render_markdown(report)
     assert "| time up; broker 1 (leader of events/0); leader before: 1; leader after: 2 |" in markdown
+
+
+def test_the_engine_puts_the_resolved_broker_on_the_events_and_in_the_journal(monkeypatch, brokers, tmp_path):
+    from chaos_events.run.engine import ChaosEngine
+
+    leaders = {"events": {0: 0}}
+    fake_cluster(monkeypatch, brokers=(0, 1, 2), leaders=leaders)
+    plan = cluster_plan(brokers, KILL + ", broker: {leader: {topic: events}}}")
+    clock = type("Clock", (), {"t": 0.0, "__call__": lambda self: self.t})()
+    record, lines = Record("r1", "t", 1000.0), []
+    journal = Journal(tmp_path / "journal.json", run_id="r1")
+    engine = ChaosEngine(plan, record, journal, clock=clock, wall=lambda: 1000.0 + clock.t,
+                         context_factory=lambda oid: FaultContext(run_dir=str(tmp_path), log=lines.append), log=lines.append)
+    first = pids(brokers)[0]
+    clock.t = 1.0
+    engine.tick()
+    assert journal.entries()["f0#1"]["state"]["broker_id"] == 0, "journaled while the fault is active"
+    assert wait_until(lambda: not alive(first))
+    leaders["events"][0] = 1
+    clock.t = 3.0
+    engine.tick()
+    injected, reverted = record.events
+    assert (injected.kind, injected.data) == (FaultEventKind.INJECTED,
+                                              {"broker_id": 0, "role": "leader of events/0", "leader_before": 0})
+    assert injected.detail == "kill cluster (leader of events/0 = broker 0, signal=SIGKILL, restart=True)"
+    assert (reverted.kind, reverted.data["leader_after"]) == (FaultEventKind.REVERTED, 1)
+    assert "t=1.0s inject kill cluster (leader of events/0 = broker 0, signal=SIGKILL, restart=True) [f0#1]" in lines
+    assert journal.entries() == {} and alive(pids(brokers)[0]) and pids(brokers)[0] != first
+    journal.close()
