@@ -75,6 +75,7 @@ class FaultEvent:
     fault_type: str
     target: str
     detail: str = ""
+    data: dict = field(default_factory=dict)   # the fault's observations (Fault.observations), e.g. broker_id
 
 
 @dataclass(frozen=True)

@@ -77,6 +77,11 @@ class Fault:
     def verify_reverted(self, ctx: FaultContext) -> None:
         """Raise RevertError when the target is still degraded after `revert`. Default: nothing to check."""
 
+    def observations(self) -> dict:
+        """What this occurrence found out and the record should keep with its events (JSON values), e.g. the
+        broker a role resolved to. Default: nothing."""
+        return {}
+
     @classmethod
     def check_plan(cls, params: Any, target: Target) -> list[str]:
         """Pure checks of parameters against the target, when the scenario is loaded. Messages; empty when fine."""

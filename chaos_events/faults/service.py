@@ -14,6 +14,8 @@ Revert semantics (each revert is idempotent and works from `self.state`, saved b
 - pause    -> resume (SIGCONT / docker unpause); a process must be the very one that was paused.
 - throttle -> (containers only) put back the CPU and memory limits recorded before the change.
 `stop`, `start` and `restart` take `timeout_s` (grace between SIGTERM and SIGKILL; for `start`, when its revert stops it).
+On a `kafka_cluster` target, every fault but throttle takes `broker:`, the broker's role, resolved at inject
+(faults/kafka_broker.py): `{leader: {topic: events, partition: 0}}`, `{controller: true}` or `{id: 2}`.
 
 Example (scenario):
     targets: {broker: {process: {pidfile: .run/broker.pid, restart: [python, -m, chaos_events.demo, start-part, broker]}},
@@ -34,6 +36,9 @@ from chaos_events.backends.process_service import ProcessService, signal_number
 from chaos_events.backends.services import Service
 from chaos_events.errors import InjectionError
 from chaos_events.faults.base import Fault, FaultContext, FaultParams, register
+from chaos_events.faults.kafka_broker import (
+    ServiceParams, broker_target, note_after, observations, plan_problems, role_preflight,
+)
 from chaos_events.scenario.fields import Flag, Number, Seconds, SizeBytes, Text, fail
 from chaos_events.scenario.model import Target, TargetKind
 
@@ -41,12 +46,12 @@ _SERVICES: dict[TargetKind, type[Service]] = {TargetKind.PROCESS: ProcessService
 
 
 # -- parameters ----------------------------------------------------------------------------------------------
-class StopParams(FaultParams):
+class StopParams(ServiceParams):
     timeout_s: Seconds = Field(10.0, description="grace between SIGTERM (docker stop) and SIGKILL; for start, when "
                                                  "its revert stops the target again")
 
 
-class KillParams(FaultParams):
+class KillParams(ServiceParams):
     signal: Text = Field("SIGKILL", description="the signal's name, e.g. SIGKILL, SIGTERM")
     restart: Flag = Field(True, description="false: leave it dead (the scenario tests non-recovery)")
 
@@ -75,7 +80,8 @@ class ThrottleParams(FaultParams):
 class ServiceFault(Fault):
     """A fault on one Service. Subclasses say whether their revert starts the target (`restarts`)."""
 
-    target_kinds: ClassVar[frozenset[TargetKind]] = frozenset({TargetKind.PROCESS, TargetKind.CONTAINER})
+    target_kinds: ClassVar[frozenset[TargetKind]] = frozenset({TargetKind.PROCESS, TargetKind.CONTAINER,
+                                                               TargetKind.KAFKA_CLUSTER})
     start_command_reason: ClassVar[str] = ""
 
     @classmethod
@@ -85,16 +91,46 @@ class ServiceFault(Fault):
 
     @classmethod
     def check_plan(cls, params: Any, target: Target) -> list[str]:
+        problems = plan_problems(params, target, cls.restarts(params), cls.start_command_reason)
         if target.kind is TargetKind.PROCESS and cls.restarts(params) and not target.spec.start_argv():
-            return [f"target {target.name!r} has no `restart` or `command` to start the process; {cls.start_command_reason}"]
-        return []
+            problems.append(f"target {target.name!r} has no `restart` or `command` to start the process; "
+                            f"{cls.start_command_reason}")
+        return problems
+
+    @classmethod
+    def preflight(cls, params: Any, target: Target) -> list[str]:
+        return role_preflight(params, target)
 
     def service(self, ctx: FaultContext) -> Service:
-        """This fault's service; its identity lives in self.state, so a journal rebuild finds the same one."""
+        """This fault's service; its identity lives in self.state, so a journal rebuild finds the same one. On a
+        kafka_cluster, the broker the role names (resolved at the first call, then pinned in self.state)."""
         if self.target.kind not in self.target_kinds:
             kinds = ", ".join(sorted(k.value for k in self.target_kinds))
             raise InjectionError(f"{self.type_name}: target {self.target.name!r} is a {self.target.kind.value}; expected one of: {kinds}")
-        return _SERVICES[self.target.kind](self.target, self.state, ctx.save_state, ctx.log, ctx.run_dir, ctx.extra_allowed)
+        target = self.target
+        if target.kind is TargetKind.KAFKA_CLUSTER:
+            target = broker_target(target, self.params, self.state, ctx)
+        return _SERVICES[target.kind](target, self.state, ctx.save_state, ctx.log, ctx.run_dir, ctx.extra_allowed)
+
+    def observations(self) -> dict:
+        return observations(self.state)
+
+    def describe(self) -> str:
+        role = getattr(self.params, "broker", None)
+        if role is None:
+            return super().describe()
+        rest = ", ".join(f"{k}={v}" for k, v in self.params.model_dump(exclude={"broker"}).items())
+        aimed = role.describe() + (f" = broker {self.state['broker_id']}" if "broker_id" in self.state else "")
+        return f"{self.type_name} {self.target.name} ({aimed}" + (f", {rest})" if rest else ")")
+
+    def reverting(self, ctx: FaultContext) -> Service | None:
+        """The service for revert and verify_reverted; None when a role was never resolved (nothing was done). On a
+        leader or controller role, first notes who holds it now (once)."""
+        if self.target.kind is TargetKind.KAFKA_CLUSTER:
+            if "broker_id" not in self.state:
+                return None
+            note_after(self.target, self.params, self.state, ctx)
+        return self.service(ctx)
 
     def _refuse_bad_target(self) -> None:
         problems = self.check_plan(self.params, self.target)
@@ -106,12 +142,14 @@ class _StartsAgain(ServiceFault):
     """Faults whose revert starts the target again: stop, restart, kill (unless restart: false)."""
 
     def revert(self, ctx: FaultContext) -> None:
-        if self.restarts(self.params):
-            self.service(ctx).ensure_running()
+        service = self.reverting(ctx)
+        if service is not None and self.restarts(self.params):
+            service.ensure_running()
 
     def verify_reverted(self, ctx: FaultContext) -> None:
-        if self.restarts(self.params):
-            self.service(ctx).verify_running(self.type_name)
+        service = self.reverting(ctx)
+        if service is not None and self.restarts(self.params):
+            service.verify_running(self.type_name)
 
 
 # -- the faults ----------------------------------------------------------------------------------------------
@@ -155,10 +193,12 @@ class Start(ServiceFault):
         service.start()
 
     def revert(self, ctx: FaultContext) -> None:
-        self.service(ctx).stop_what_was_started(self.params.timeout_s)
+        if (service := self.reverting(ctx)) is not None:
+            service.stop_what_was_started(self.params.timeout_s)
 
     def verify_reverted(self, ctx: FaultContext) -> None:
-        self.service(ctx).verify_stopped("start")
+        if (service := self.reverting(ctx)) is not None:
+            service.verify_stopped("start")
 
 
 @register
@@ -207,7 +247,7 @@ class Pause(ServiceFault):
     """Freeze the target (SIGSTOP / docker pause): it keeps its connections but answers nothing. Revert resumes it."""
 
     type_name = "pause"
-    Params = FaultParams
+    Params = ServiceParams
     summary = "freeze a process (SIGSTOP) or container (docker pause); revert resumes it"
 
     def inject(self, ctx: FaultContext) -> None:
@@ -216,10 +256,12 @@ class Pause(ServiceFault):
         service.pause()
 
     def revert(self, ctx: FaultContext) -> None:
-        self.service(ctx).resume_if_paused()
+        if (service := self.reverting(ctx)) is not None:
+            service.resume_if_paused()
 
     def verify_reverted(self, ctx: FaultContext) -> None:
-        self.service(ctx).verify_resumed("pause")
+        if (service := self.reverting(ctx)) is not None:
+            service.verify_resumed("pause")
 
 
 @register
@@ -228,7 +270,7 @@ class Throttle(ServiceFault):
 
     type_name = "throttle"
     Params = ThrottleParams
-    target_kinds = frozenset({TargetKind.CONTAINER})
+    target_kinds = frozenset({TargetKind.CONTAINER})   # not on a kafka_cluster: its Params have no `broker`
     summary = "lower a container's CPU and memory limits; revert restores them"
 
     def inject(self, ctx: FaultContext) -> None:

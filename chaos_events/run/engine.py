@@ -236,15 +236,16 @@ class ChaosEngine:
             fault.inject(ctx)
         except Exception as exc:
             self.log(f"t={self.clock():.1f}s INJECT FAILED {description} [{oid}]: {exc}; reverting whatever it did")
-            self._event(FaultEventKind.INJECT_FAILED, oid, spec.type, spec.target, str(exc))
+            self._event(FaultEventKind.INJECT_FAILED, oid, spec.type, spec.target, str(exc), data=fault.observations())
             if running in self._stack:
                 self._stack.remove(running)
             self._revert(running, "inject failed")
             return
         self.injected_count += 1
-        self.log(f"t={now:.1f}s inject {description} [{oid}]")
+        self.log(f"t={now:.1f}s inject {fault.describe()} [{oid}]")
         # Stamped with the time the inject began: the fault window (and detection) starts with the first side effect.
-        self._event(FaultEventKind.INJECTED, oid, spec.type, spec.target, description, t=now, wall=started_wall)
+        self._event(FaultEventKind.INJECTED, oid, spec.type, spec.target, fault.describe(), t=now, wall=started_wall,
+                    data=fault.observations())
         if running not in self._stack:  # an abort from within the inject unwound it early: undo what it just did
             self._revert(running, "aborted during its inject")
 
@@ -282,14 +283,14 @@ class ChaosEngine:
             self.revert_failed = True
             self.log(f"t={self.clock():.1f}s REVERT FAILED {description} [{oid}] ({reason}): {error} "
                      f"-- the target is left degraded; retry with `chaos-events revert --journal {self._journal_path()}`")
-            self._event(FaultEventKind.REVERT_FAILED, oid, spec.type, spec.target, error)
+            self._event(FaultEventKind.REVERT_FAILED, oid, spec.type, spec.target, error, data=fault.observations())
             if self.journal is not None:
                 self._journal_quietly(lambda: self.journal.add(oid, fault))
             return RevertFailure(oid, description, error)
         if self.journal is not None:
             self._journal_quietly(lambda: self.journal.remove(oid))
         self.log(f"t={self.clock():.1f}s revert {description} [{oid}]" + ("" if reason == TIME_UP else f" ({reason})"))
-        self._event(FaultEventKind.REVERTED, oid, spec.type, spec.target, reason)
+        self._event(FaultEventKind.REVERTED, oid, spec.type, spec.target, reason, data=fault.observations())
         return None
 
     def _journal_path(self) -> str:
@@ -302,9 +303,9 @@ class ChaosEngine:
             self.log(f"journal write failed: {exc}")
 
     def _event(self, kind: FaultEventKind, oid: str, fault_type_name: str, target: str, detail: str,
-               t: float | None = None, wall: float | None = None) -> None:
+               t: float | None = None, wall: float | None = None, data: dict | None = None) -> None:
         event = FaultEvent(self.clock() if t is None else t, self.wall() if wall is None else wall, kind, oid,
-                           fault_type_name, target, detail)
+                           fault_type_name, target, detail, dict(data or {}))
         self.record.add_event(event)
         if self.on_event is not None:
             try:

@@ -2,9 +2,10 @@
 
 Other components (the pytest plugin, a CI job) read this file, never the human log lines: a log format is not a
 protocol. Every line has `kind` and `t` (run time) and `wall` (epoch seconds); fault events add `fault_id`, `fault`,
-`target`, `detail`. Kinds: `run_started`, the fault event kinds (`injected`, `reverted`, `inject_failed`,
-`revert_failed`, `planned`, `aborted`), `halted`, `verdict`, and `proxy_started` (`pid`, `control`, `routes`) /
-`proxy_stopped` (`pids`) for the harness's own proxy of the routes a scenario declares.
+`target`, `detail` (and `data`, the fault's observations, when it has any). Kinds: `run_started`, the fault event
+kinds (`injected`, `reverted`, `inject_failed`, `revert_failed`, `planned`, `aborted`), `halted`, `verdict`, and
+`proxy_started` (`pid`, `control`, `routes`) / `proxy_stopped` (`pids`) for the harness's own proxy of the routes a
+scenario declares.
 
 Pure but for appending to one file (standard library only). Writing is best effort: a full disk must not stop a run.
 
@@ -49,7 +50,7 @@ class EventStream:
     def fault_event(self, event: Any) -> None:
         """A record.FaultEvent, as a line."""
         self.write(event.kind.value, fault_id=event.fault_id, fault=event.fault_type, target=event.target,
-                   detail=event.detail)
+                   detail=event.detail, **({"data": event.data} if getattr(event, "data", None) else {}))
 
     def _fail(self, exc: OSError) -> None:
         self._broken = True

@@ -1,7 +1,8 @@
 """Two faults on one target at the same time conflict; this finds where, through repeats.
 
-Pure: standard library only. The one exception: proxy toxics of different types on different streams may share a
-route at once (latency downstream while bandwidth is capped upstream).
+Pure: standard library only. The exceptions: proxy toxics of different types on different streams may share a
+route at once (latency downstream while bandwidth is capped upstream), and faults on a kafka_cluster that name two
+different broker ids (a role like `leader` may name any broker, so it conflicts with every other fault there).
 
 Example:
     overlap_problems(plan_faults, targets) -> [(1, "faults[1] (partition)", "overlaps faults[0] (latency) ...")]
@@ -33,6 +34,9 @@ def overlap_problems(specs: list[FaultSpec], targets: Mapping[str, Target]) -> l
 
 def _compatible(first: FaultSpec, second: FaultSpec, targets: Mapping[str, Target]) -> bool:
     target = targets.get(first.target)
+    if target is not None and target.kind is TargetKind.KAFKA_CLUSTER:   # two brokers by id: not the same one
+        ids = [getattr(getattr(spec.params, "broker", None), "id", None) for spec in (first, second)]
+        return None not in ids and ids[0] != ids[1]
     if target is None or target.kind is not TargetKind.PROXY or first.type == second.type:
         return False
     streams = [getattr(spec.params, "stream", None) for spec in (first, second)]

@@ -3,8 +3,9 @@
 What it checks, in this order, stopping at the first kind that fails (exit 2 either way):
 1. the production guard (CHAOS_ENVIRONMENT=production refuses the run);
 2. targets exist now: pidfiles that name live processes, pids, commands on PATH, working directories, directories,
-   containers that exist and opted in, free listen addresses for the proxy routes the scenario declares; and each
-   fault's own `preflight` (caps, free disk, a reachable Toxiproxy with the named proxy);
+   containers that exist and opted in, free listen addresses for the proxy routes the scenario declares, Kafka
+   clusters that answer with every broker in their `brokers:` map; and each fault's own `preflight` (caps, free
+   disk, a reachable Toxiproxy with the named proxy, a broker role's topic and partition);
 3. the load host is loopback or allowed;
 4. the revert journal lists no leftovers of an earlier run.
 A startable process target (it has `restart` or `command`) may be down when only `start` faults use it: that is what
@@ -78,12 +79,42 @@ def _target_messages(target: Target, plan: Plan, may_be_down: bool, containers: 
     if target.kind is TargetKind.DIRECTORY:
         return [] if os.path.isdir(target.spec.path) else [("path", f"directory {target.spec.path!r} does not exist")]
     if target.kind is TargetKind.CONTAINER and containers:
-        from chaos_events.backends import docker as docker_backend
-        try:
-            docker_backend.resolve_container(target.spec, target.name, plan.extra_allowed, error=SafetyError)
-        except ChaosError as exc:
-            return [("name", str(exc))]
+        return _container_problems(target.spec, target.name, plan)
+    if target.kind is TargetKind.KAFKA_CLUSTER:
+        return kafka_cluster_problems(target, plan, may_be_down, containers)
     return []
+
+
+def _container_problems(spec, name: str, plan: Plan) -> list[tuple[str, str]]:
+    from chaos_events.backends import docker as docker_backend
+    try:
+        docker_backend.resolve_container(spec, name, plan.extra_allowed, error=SafetyError)
+    except ChaosError as exc:
+        return [("name", str(exc))]
+    return []
+
+
+def kafka_cluster_problems(target: Target, plan: Plan, may_be_down: bool, containers: bool) -> list[tuple[str, str]]:
+    """The cluster answers the admin API now (within kafka_admin.TIMEOUT_S), the `brokers:` map covers every broker
+    it reports (any of them may be the one a role names at inject), and every mapped broker exists."""
+    from chaos_events.backends import kafka_admin
+
+    spec = target.spec
+    try:
+        reported = kafka_admin.cluster_snapshot(spec.bootstrap).brokers
+    except kafka_admin.KafkaAdminError as exc:
+        return [("bootstrap", str(exc))]
+    problems = []
+    missing = [str(n) for n in reported if n not in spec.brokers]
+    if missing:
+        problems.append(("brokers", f"'brokers': the cluster reports brokers {', '.join(map(str, reported))}; the map "
+                                    f"does not cover {', '.join(missing)} (add a process or container for each)"))
+    for broker_id in spec.broker_ids():
+        service = spec.brokers[broker_id]
+        found = (process_problems(service.process, may_be_down) if service.process is not None else
+                 _container_problems(service.container, f"{target.name}/broker-{broker_id}", plan) if containers else [])
+        problems += [("brokers", f"'brokers': broker {broker_id}: {message}") for _, message in found]
+    return problems
 
 
 def _fault_messages(spec, target: Target) -> list[str]:

@@ -21,7 +21,8 @@ from chaos_events.scenario.loader import FAULT_KEYS, RepeatModel
 from chaos_events.scenario.model import Plan, ProbeKind, Settings, TargetKind
 from chaos_events.scenario.probe_kinds import PROBE_MODELS
 from chaos_events.scenario.run_rules import HALT_KINDS, LedgerConfig, OnHalt, ReadBack, SteadyState
-from chaos_events.scenario.targets import SCALAR_KINDS, TARGET_MODELS
+from chaos_events.scenario.kafka_roles import BrokerRole, LeaderRole
+from chaos_events.scenario.targets import SCALAR_KINDS, TARGET_MODELS, BrokerService
 from chaos_events.verdict.metrics import known_metrics
 
 SCHEMA_ID = "chaos-events.scenario/1"
@@ -144,6 +145,8 @@ def _type_words(prop: dict[str, Any], unit: str | None) -> str:
             words.append("one of: " + ", ".join(f"`{v}`" for v in option["enum"]))
         elif option.get("type") == "array":
             words.append("list")
+        elif "$ref" in option or option.get("type") == "object":
+            words.append("mapping")
         elif option.get("type"):
             words.append({"integer": "whole number", "number": "number", "boolean": "true or false",
                           "string": "text"}.get(option["type"], option["type"]))
@@ -222,6 +225,8 @@ def reference_markdown() -> str:
         model = TARGET_MODELS[kind]
         shorthand = f" Shorthand: {_SHORTHAND[kind]}." if kind in _SHORTHAND else ""
         out += _section(f"`{kind.value}`", (model.__doc__ or "") + shorthand, field_rows(model))
+    out += [line for model in (BrokerService, BrokerRole, LeaderRole)
+            for line in _section(f"`kafka_cluster`: {model.__name__}", model.__doc__, field_rows(model))]
     out += ["## Probes", "", "Each probe is `NAME: {KIND: ...}`; it is sampled during the whole run.", ""]
     for kind in ProbeKind:
         out += _section(f"`{kind.value}`", PROBE_MODELS[kind].__doc__, field_rows(PROBE_MODELS[kind]))

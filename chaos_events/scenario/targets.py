@@ -12,6 +12,7 @@ Example (scenario):
       api:      {endpoint: "http://127.0.0.1:8000"}
       machine:  {host: local}
       events:   {kafka: {bootstrap: "127.0.0.1:19092", topic: events}}
+      cluster:  {kafka_cluster: {bootstrap: "127.0.0.1:19092", brokers: {0: {process: {pidfile: .run/kafka-0.pid}}}}}
 """
 from __future__ import annotations
 
@@ -21,6 +22,7 @@ from typing import Annotated, Any, Mapping
 from urllib.parse import urlsplit
 
 from pydantic import BeforeValidator, Field, WithJsonSchema, field_validator, model_validator
+from pydantic_core import PydanticCustomError
 
 from chaos_events.scenario.fields import (
     Bootstrap, Command, HttpUrl, ScenarioModel, Text, WholeNumber, choice, fail, parse_text, shown, split_address,
@@ -36,6 +38,7 @@ class TargetKind(enum.Enum):
     ENDPOINT = "endpoint"      # a TCP address or HTTP URL (pool exhaustion, bad payloads to the API)
     HOST = "host"              # this machine (CPU burn, memory pressure)
     KAFKA = "kafka"            # a Kafka topic (poison messages)
+    KAFKA_CLUSTER = "kafka_cluster"  # a Kafka cluster's brokers, by role (scenario/kafka_roles.py)
 
 
 
@@ -252,6 +255,92 @@ class KafkaTarget(ScenarioModel):
     topic: Text
 
 
+# -- a Kafka cluster: its brokers, by id (a fault names one by its role: scenario/kafka_roles.py) --------------
+def _broker_id(value: Any) -> int:
+    """A broker id: a whole number at least 0 (a YAML key comes as text: `0:`)."""
+    text = value if isinstance(value, str) else None
+    if isinstance(value, int) and not isinstance(value, bool) and value >= 0:
+        return value
+    if text is not None and text.strip().isdigit():
+        return int(text.strip())
+    raise fail(f"expected a broker id (a whole number, 0 or more); got {shown(value)}")
+
+
+BrokerId = Annotated[int, BeforeValidator(_broker_id), WithJsonSchema({"type": "integer", "minimum": 0})]
+
+
+def known_keys(data: Any, keys: tuple[str, ...]) -> Any:
+    """Unknown keys of a nested mapping, in words that name the nested keys (not the fault's parameters)."""
+    if isinstance(data, dict):
+        unknown = [k for k in data if k not in keys]
+        if unknown:
+            raise fail(f"unknown key {unknown[0]!r}; expected one of: {', '.join(sorted(keys))}")
+    return data
+
+
+def exactly_one_key(data: Any, keys: tuple[str, ...]) -> Any:
+    known_keys(data, keys)
+    if isinstance(data, dict):
+        chosen = [k for k in keys if k in data]
+        if len(chosen) != 1:
+            raise fail(f"expected exactly one of: {', '.join(keys)}; got: {', '.join(chosen) or 'none'}")
+    return data
+
+
+class BrokerService(ScenarioModel):
+    """How the harness reaches one broker: as a local process or as a Docker container (the same models as the
+    `process` and `container` target kinds)."""
+
+    process: ProcessTarget | None = Field(None, description="the broker is a local process")
+    container: ContainerTarget | None = Field(None, description="the broker is a Docker container")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _one_kind(cls, data: Any) -> Any:
+        if not isinstance(data, dict):
+            raise fail(f"expected a mapping with one target kind: process, container; got {shown(data)}")
+        return exactly_one_key(data, ("process", "container"))
+
+    def target(self, cluster: str, broker_id: int) -> Target:
+        """The broker as a target of its own, named `cluster/broker-N` in logs and errors."""
+        kind, spec = (TargetKind.PROCESS, self.process) if self.process else (TargetKind.CONTAINER, self.container)
+        return Target(f"{cluster}/broker-{broker_id}", kind, spec)
+
+
+class KafkaClusterTarget(ScenarioModel):
+    """A Kafka cluster whose brokers service faults may hit, each named by its role (`broker:` of the fault).
+
+    `brokers` maps every broker id the cluster reports to the process or container that runs it.
+    """
+
+    bootstrap: Bootstrap = Field(description="bootstrap servers, host:port[,host:port]")
+    brokers: dict[BrokerId, BrokerService] = Field(description="broker id -> {process: ...} or {container: ...}")
+
+    @field_validator("brokers", mode="before")
+    @classmethod
+    def _a_mapping(cls, value: Any) -> Any:
+        if not isinstance(value, dict):
+            raise fail(f"expected a mapping of broker ids to targets, like {{0: {{process: {{pidfile: ...}}}}}}; "
+                       f"got {shown(value)}")
+        if not value:
+            raise fail("must map at least one broker id to a target, like {0: {process: {pidfile: ...}}}")
+        out = {}
+        for key, entry in value.items():    # here, so that an error names 'brokers' and the broker
+            broker_id = _broker_id(key)
+            if not isinstance(entry, dict):
+                raise fail(f"broker {broker_id}: expected a mapping with one target kind: process, container; "
+                           f"got {shown(entry)}")
+            try:
+                exactly_one_key(entry, ("process", "container"))
+            except PydanticCustomError as exc:
+                raise fail(f"broker {broker_id}: {exc.context['message']}") from None
+            out[broker_id] = entry
+        return out
+
+    def broker_ids(self) -> list[int]:
+        return sorted(self.brokers)
+
+
 TARGET_MODELS: dict[TargetKind, type[ScenarioModel]] = {
     TargetKind.PROCESS: ProcessTarget,
     TargetKind.CONTAINER: ContainerTarget,
@@ -260,6 +349,7 @@ TARGET_MODELS: dict[TargetKind, type[ScenarioModel]] = {
     TargetKind.ENDPOINT: EndpointTarget,
     TargetKind.HOST: HostTarget,
     TargetKind.KAFKA: KafkaTarget,
+    TargetKind.KAFKA_CLUSTER: KafkaClusterTarget,
 }
 # Kinds written as one scalar (`{directory: /tmp}`): their errors read `'directory': ...`.
 SCALAR_KINDS = frozenset({TargetKind.DIRECTORY, TargetKind.ENDPOINT, TargetKind.HOST})
@@ -269,7 +359,7 @@ def target_hosts(kind: TargetKind, spec: Any) -> list[tuple[str, str]]:
     """(field, host) pairs that the allow-list must cover: faults send traffic there."""
     if kind is TargetKind.ENDPOINT:
         return [("endpoint", spec.host)]
-    if kind is TargetKind.KAFKA:
+    if kind in (TargetKind.KAFKA, TargetKind.KAFKA_CLUSTER):
         return [("bootstrap", split_address(server)[0]) for server in spec.bootstrap.split(",")]
     if kind is TargetKind.PROXY and spec.control:
         return [("control", urlsplit(spec.control).hostname or "")]

@@ -82,7 +82,21 @@ def series(record: Record, flt: EndpointFilter | None = None) -> list[dict[str, 
 
 def _timeline(record: Record) -> list[dict[str, Any]]:
     return [{"t": e.t, "kind": e.kind.value, "fault_id": e.fault_id, "fault_type": e.fault_type, "target": e.target,
-             "detail": e.detail} for e in sorted(record.events, key=lambda e: e.t)]
+             "detail": e.detail, "data": dict(e.data), "notes": _notes(e.data)}
+            for e in sorted(record.events, key=lambda e: e.t)]
+
+
+def _notes(data: dict[str, Any]) -> str:
+    """A fault's observations in words, for the timeline tables: 'broker 2 (leader of events/0); leader before: 2'."""
+    words = []
+    if "broker_id" in data:
+        words.append(f"broker {data['broker_id']}" + (f" ({data['role']})" if data.get("role") else ""))
+    watched = [f"{role}_{when}" for role in ("leader", "controller") for when in ("before", "after")]
+    for key in watched:
+        if key in data:
+            words.append(f"{key.replace('_', ' ')}: {'none' if data[key] is None or data[key] < 0 else data[key]}")
+    words += [f"{k}: {v}" for k, v in data.items() if k not in ("broker_id", "role", *watched)]
+    return "; ".join(words)
 
 
 def _alerts(verdict: Verdict) -> list[dict[str, Any]]:

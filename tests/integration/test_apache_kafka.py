@@ -4,8 +4,9 @@ TCP fault proxy in front of each, the demo's consumer and API, and real headless
 One platform (`--kafka apache`) is shared by the module; each test first waits until every broker runs and every
 partition is fully in sync again, since the tests before it killed and froze brokers. Tests:
 - the cluster's facts: three brokers, each advertising its own proxy route, topics with RF 3 and min.insync.replicas 2;
-- (a) kill -9 of partition 0's leader under load, restarted by the fault's revert: exit 0, nothing lost or doubled,
-  the recovery time measured;
+- (a) kill -9 of partition 0's leader under load, named by its role and resolved by the fault through the admin API,
+  restarted by the fault's revert: exit 0, nothing lost or doubled, the recovery time measured, the broker and the
+  leader before and after in the record and the report;
 - (b) acks=1 with the followers frozen and the leader killed: acknowledged writes really lost, exit 3, the lost
   count in the JUnit failure;
 - the consumer-lag probe, the demo consumer, poison messages and the dead-letter check, in one run.
@@ -143,8 +144,11 @@ def test_consumer_lag_probe_poison_messages_and_dead_letters(platform, tmp_path)
 @pytest.mark.slow
 def test_leader_killed_under_load_loses_no_acknowledged_write(platform, tmp_path):
     """Replication factor 3, min.insync.replicas=2 and the Kafka user's idempotent acks=all producer: the leader of
-    partition 0 is SIGKILLed 8 s into the run and restarted by the fault's revert 4 s later, before the failover ends. A write is only
-    acknowledged once two replicas have it, so the new leader has every one: nothing lost, nothing doubled.
+    partition 0 is SIGKILLed 8 s into the run and restarted by the fault's revert 10 s later, after the cluster
+    elected another leader. A write is only acknowledged once two replicas have it, so the new leader has every one:
+    nothing lost, nothing doubled. The scenario names the broker by its role (`broker: {leader: ...}` on a
+    kafka_cluster target): the fault asks the admin API who leads when it starts, and the record and the report name
+    that broker, and the leader at the revert.
 
     The producer's delivery timeout is 30 s here, longer than the failover (the dead leader is fenced after the
     brokers' 6 s session timeout), as a real service would set it. With the Kafka user's default of 5 s, messages
@@ -152,26 +156,80 @@ def test_leader_killed_under_load_loses_no_acknowledged_write(platform, tmp_path
     in-flight batches that the new leader already had are written again: ~110 duplicates per kill, measured here.
     """
     cluster = platform.brokers.cluster
-    leader, env = leader_env(platform, platform.topic)
-    env["CHAOS_KAFKA_PRODUCER_CONFIG"] = json.dumps({"message.timeout.ms": 30000})
+    leader = cluster.leader(platform.topic, 0)   # only to check what the fault resolves by itself
+    env = {"IT_TOPIC": platform.topic, "CHAOS_KAFKA_PRODUCER_CONFIG": json.dumps({"message.timeout.ms": 30000})}
     before = cluster.pid(leader)
     out = tmp_path / "reports"
-    result = run(platform, "kafka-leader-kill.yml", out, platform.topic, "32s", env, users=("EventProducerUser",))
+    result = run(platform, "kafka-leader-kill.yml", out, platform.topic, "34s", env, users=("EventProducerUser",))
 
     assert result.returncode == 0, explain(result)
     report, results, _ = report_of(out)
-    assert [(e["kind"], e["fault_id"]) for e in report["record"]["events"]] == [("injected", "f0#1"), ("reverted", "f0#1")]
+    events = report["record"]["events"]
+    assert [(e["kind"], e["fault_id"]) for e in events] == [("injected", "f0#1"), ("reverted", "f0#1")]
+    role = f"leader of {platform.topic}/0"
+    injected, reverted = events
+    assert injected["data"] == {"broker_id": leader, "role": role, "leader_before": leader}, injected
+    after = reverted["data"]["leader_after"]
+    assert reverted["data"]["broker_id"] == leader and after in {0, 1, 2} - {leader}, reverted
+    timeline = {e["kind"]: e for e in report["timeline"]}
+    assert timeline["injected"]["notes"] == f"broker {leader} ({role}); leader before: {leader}", timeline
+    assert timeline["reverted"]["notes"] == f"broker {leader} ({role}); leader before: {leader}; leader after: {after}"
+    markdown = (out / "chaos-report.md").read_text()
+    assert f"{role} = broker {leader}" in markdown and f"leader after: {after} |" in markdown, markdown
+    assert f"the {role} is broker {leader}" in result.stderr + result.stdout, explain(result)
+
     lost, doubled = results["no-lost-writes"], results["no-duplicates"]
     ledger = lost["details"]["ledger"][0]
     assert (lost["status"], lost["value"], doubled["status"], doubled["value"]) == ("pass", 0, "pass", 0), (lost, doubled)
     assert ledger["acknowledged"] > 500 and ledger["found"] == ledger["acknowledged"], ledger
     recovery = results["recovery"]
     assert recovery["status"] == "pass" and isinstance(recovery["value"], (int, float)), recovery
-    print(f"\nleader kafka-{leader} killed: {ledger['acknowledged']} acknowledged writes all found; recovery {recovery['value']:.1f} s")
+    print(f"\nleader kafka-{leader} killed (by role), kafka-{after} led at the revert: {ledger['acknowledged']} "
+          f"acknowledged writes all found; recovery {recovery['value']:.1f} s")
     # Against Kafka the idempotent producer recovers by itself: the Tansu workaround never replaced it.
     assert "replacing it" not in result.stderr, explain(result)
-    after = cluster.pid(leader)
-    assert after is not None and after != before, "the revert restarted the killed broker as a new process"
+    restarted = cluster.pid(leader)
+    assert restarted is not None and restarted != before, "the revert restarted the killed broker as a new process"
+
+
+def controller_changes(cluster) -> list[tuple[float, int]]:
+    """(wall time, broker) of every "Becoming the active controller" line in the brokers' logs, oldest first: the
+    truth a controller role must match. The logs stamp local time to the millisecond."""
+    pattern = re.compile(r"^\[(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d),(\d{3})\] INFO \[QuorumController id=(\d+)\] "
+                         r"Becoming the active controller", re.M)
+    changes = []
+    for n in range(cluster.brokers):
+        for day, millis, broker in pattern.findall(cluster.log_path(n).read_text(errors="replace")):
+            changes.append((time.mktime(time.strptime(day, "%Y-%m-%d %H:%M:%S")) + int(millis) / 1000, int(broker)))
+    return sorted(changes)
+
+
+@pytest.mark.slow
+def test_leader_paused_and_controller_restarted_by_role(platform, tmp_path):
+    """Two roles resolved at inject on the real cluster: pause of partition 0's leader, then restart of the active
+    controller (the quorum's leader, told by DescribeQuorum; the admin API's "controller" is a random broker in
+    KRaft mode). Each event names the broker hit, and who held the role before and at the revert."""
+    cluster = platform.brokers.cluster
+    leader = cluster.leader(platform.topic, 0)
+    env = {"IT_TOPIC": platform.topic, "CHAOS_KAFKA_PRODUCER_CONFIG": json.dumps({"message.timeout.ms": 30000})}
+    out = tmp_path / "reports"
+    result = run(platform, "kafka-roles.yml", out, platform.topic, "30s", env, users=("EventProducerUser",))
+
+    assert result.returncode == 0, explain(result)
+    report, results, _ = report_of(out)
+    events = {(e["kind"], e["fault_id"]): e["data"] for e in report["record"]["events"]}
+    assert list(events) == [("injected", "f0#1"), ("reverted", "f0#1"), ("injected", "f1#1"), ("reverted", "f1#1")]
+    assert events["injected", "f0#1"] == {"broker_id": leader, "role": f"leader of {platform.topic}/0", "leader_before": leader}
+    assert events["reverted", "f0#1"]["leader_after"] in {0, 1, 2}, events
+    controller, after = events["injected", "f1#1"]["broker_id"], events["reverted", "f1#1"]["controller_after"]
+    assert events["injected", "f1#1"]["controller_before"] == controller
+    injected_wall = next(e["wall"] for e in report["record"]["events"] if (e["kind"], e["fault_id"]) == ("injected", "f1#1"))
+    changes = controller_changes(cluster)
+    # The broker the role resolved to was the active controller then; the restart handed the role to another voter.
+    assert [b for t, b in changes if t < injected_wall][-1] == controller, (changes, injected_wall, events)
+    assert after in {0, 1, 2} - {controller} and [b for t, b in changes if t >= injected_wall][:1] == [after], (changes, events)
+    assert results["no-lost-writes"]["status"] == "pass", results["no-lost-writes"]
+    print(f"\nleader kafka-{leader} paused; controller kafka-{controller} restarted, kafka-{after} took over")
 
 
 @pytest.mark.slow

@@ -19,7 +19,7 @@ KNOWN = ", ".join(known_fault_types())
 METRICS = ("error_rate, latency, throughput_drop, detection_time, recovery_time, lost_writes, duplicates, "
            "alerts_fired, health_truthful, blast_radius, data_rejected")
 TOP = "name, description, targets, probes, faults, slos, settings, steady_state, halt_when, on_halt, ledger"
-KINDS = "process, container, proxy, directory, endpoint, host, kafka"
+KINDS = "process, container, proxy, directory, endpoint, host, kafka, kafka_cluster"
 OVERLAP_RULE = "two faults on one target at once conflict (only proxy toxics of different types on different streams may overlap)"
 
 # Declares one target of most kinds and one probe; lines 1-8, so a fault or SLO listed next starts at line 10.
@@ -137,7 +137,7 @@ CASES = {
     "missing target": (BASE + "faults:\n  - {at: 1s, for: 2s, fault: cpu_burn, cores: 1}\n", [
         "x.yml:10 faults[0] (cpu_burn): missing key 'target'; declared targets: api, data, host, link"]),
     "wrong target kind": (BASE + "faults:\n  - {at: 1s, for: 2s, fault: pause, target: data}\n", [
-        "x.yml:10 faults[0] (pause): target 'data' is a directory target; pause needs one of: container, process"]),
+        "x.yml:10 faults[0] (pause): target 'data' is a directory target; pause needs one of: container, kafka_cluster, process"]),
     "bad repeat": (BASE + "faults:\n  - {at: 0s, for: 10s, fault: cpu_burn, target: host, cores: 1, repeat: {every: 5s, times: 3}}\n"
                    "  - {at: 100s, for: 1s, fault: cpu_burn, target: host, cores: 1, repeat: {every: 5s, times: 0, count: 2}}\n", [
         "x.yml:10 faults[0] (cpu_burn): 'repeat': every (5s) must be at least 'for' (10s), or the occurrences overlap",
