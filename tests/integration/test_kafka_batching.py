@@ -1,0 +1,100 @@
+"""KafkaUser batches (`produce_events`, `produce_batch`): one call per task, and still one Locust request event and
+one ledger entry per message, failures included. Real headless Locust runs against a real Tansu broker (or against
+no broker at all, for the failures); every count comes from Locust's own --json-file stats, its --csv failures and
+the harness's chaos-report.json (whose lost-writes audit reads the topic back). Nothing is timed.
+"""
+from __future__ import annotations
+
+import csv
+import json
+import textwrap
+from pathlib import Path
+
+import pytest
+
+from chaos_events.demo.broker import ensure_topics
+from tests.helpers import free_port, run_locust
+
+USERS, BATCHES, PER_BATCH = 2, 6, 50
+
+LOCUSTFILE = textwrap.dedent(f"""
+    import chaos_events  # noqa: F401
+    from chaos_events.locust_plugin.users import KafkaMessage, KafkaUser
+    from locust import constant, task
+    from locust.exception import StopUser
+
+    class Batcher(KafkaUser):
+        wait_time = constant(0.05)
+
+        def on_start(self):
+            self.batches = 0
+
+        @task
+        def send(self):
+            if self.batches == {BATCHES}:
+                raise StopUser()
+            self.batches += 1
+            if self.batches % 2:  # events (JSON, ledger ids from their "id"), then raw messages with explicit ids
+                self.produce_events({{"id": f"{{self.producer_id}}.{{self.next_seq()}}", "type": "t.batch"}}
+                                    for _ in range({PER_BATCH}))
+            else:
+                self.produce_batch([self.raw(self.next_seq()) for _ in range({PER_BATCH})])
+
+        def raw(self, seq):  # the ledger id in the key, as the lost-writes audit reads it back
+            return KafkaMessage(b"raw", key=f"{{self.producer_id}}.{{seq}}", producer_id=self.producer_id, seq=seq)
+""")
+
+SCENARIO = ("name: kafka-batches\ntargets:\n  box: {host: local}\n"
+            "faults:\n  - {at: 1s, for: 1s, fault: cpu_burn, target: box, cores: 1, load: 0.1}\n"
+            "slos:\n  - {name: no-loss, metric: lost_writes, max: 0}\n  - {name: no-dupes, metric: duplicates, max: 0}\n")
+
+
+def _run(tmp_path: Path, bootstrap: str, env: dict | None = None):
+    (tmp_path / "lf.py").write_text(LOCUSTFILE)
+    (tmp_path / "s.yml").write_text(SCENARIO)
+    reports = tmp_path / "reports"
+    run = run_locust(["-f", str(tmp_path / "lf.py"), "--headless", "-u", str(USERS), "-r", str(USERS), "--run-time", "8s",
+                      "--kafka-bootstrap", bootstrap, "--kafka-topic", "batches", "--chaos-plan", str(tmp_path / "s.yml"),
+                      "--chaos-report-dir", str(reports), "--chaos-journal", str(tmp_path / "j.json"),
+                      "--chaos-metrics-port", "0", "--json-file", str(tmp_path / "stats"), "--csv", str(tmp_path / "csv")],
+                     timeout=120, env=env)
+    assert "Traceback" not in run.output, run.output[-3000:]
+    stats = {(s["method"], s["name"]): s for s in json.loads((tmp_path / "stats.json").read_text())}
+    with open(tmp_path / "csv_failures.csv", newline="") as f:
+        failures = {row["Error"]: int(row["Occurrences"]) for row in csv.DictReader(f)}
+    report = json.loads((reports / "chaos-report.json").read_text())
+    return run, stats, failures, {r["name"]: r for r in report["verdict"]["results"]}
+
+
+@pytest.mark.slow
+def test_every_message_of_a_batch_is_reported_and_acknowledged(tmp_path, tansu):
+    ensure_topics(int(tansu.rsplit(":", 1)[1]), ["batches"])
+    run, stats, failures, results = _run(tmp_path, tansu)
+
+    assert run.returncode == 0, run.output[-3000:]
+    sent = USERS * BATCHES * PER_BATCH
+    produced = stats[("KAFKA", "produce batches")]
+    assert (produced["num_requests"], produced["num_failures"], failures) == (sent, 0, {}), (produced, failures)
+    # Each message's own latency (the broker's, per delivery) is in Locust's stats, not one figure per batch.
+    assert sum(produced["num_reqs_per_sec"].values()) == sent and sum(produced["response_times"].values()) == sent
+    ledger = results["no-loss"]["details"]["ledger"][0]
+    assert (ledger["acknowledged"], ledger["found"]) == (sent, sent), ledger  # one ack per message, all read back
+    assert results["no-loss"]["status"] == "pass" and results["no-dupes"]["status"] == "pass", results
+
+
+@pytest.mark.slow
+def test_each_failed_message_of_a_batch_is_its_own_failure(tmp_path):
+    """No broker, and a queue of 20 messages: of each batch of 50, 30 fail at once (queue full) and the 20 queued time
+    out after 1 s; all of them, one failure event each, and none in the ledger."""
+    config = {"queue.buffering.max.messages": 20, "message.timeout.ms": 1000}
+    run, stats, failures, results = _run(tmp_path, f"127.0.0.1:{free_port()}",
+                                         env={"CHAOS_KAFKA_PRODUCER_CONFIG": json.dumps(config)})
+
+    sent = USERS * BATCHES * PER_BATCH
+    produced = stats[("KAFKA", "produce batches")]
+    assert (produced["num_requests"], produced["num_failures"]) == (sent, sent), produced
+    full = failures.pop("KafkaDeliveryError('producer queue full (broker not keeping up)')")
+    assert full >= sent - USERS * BATCHES * 20 and sum(failures.values()) == sent - full, (full, failures)
+    assert all("Message timed out" in error for error in failures), failures
+    # Nothing acknowledged, so nothing went to the ledger: the audit has no writes to look for.
+    assert results["no-loss"]["message"] == "no ledger results recorded (no acknowledged writes were tracked)", results
