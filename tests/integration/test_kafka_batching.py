@@ -1,7 +1,9 @@
 """KafkaUser batches (`produce_events`, `produce_batch`): one call per task, and still one Locust request event and
-one ledger entry per message, failures included. Real headless Locust runs against a real Tansu broker (or against
-no broker at all, for the failures); every count comes from Locust's own --json-file stats, its --csv failures and
-the harness's chaos-report.json (whose lost-writes audit reads the topic back). Nothing is timed.
+one ledger entry per message, failures included. Real headless Locust runs against a real Tansu broker and a real
+three-broker Apache Kafka cluster (RF 3, min.insync.replicas 2; needs Java and the jars of `python -m
+chaos_events.demo fetch-kafka`), or against no broker at all, for the failures. Every count comes from Locust's own
+--json-file stats, its --csv failures and the harness's chaos-report.json (whose lost-writes audit reads the topic
+back). Nothing is timed. Every broker started here is stopped by its pid, also when a test fails.
 """
 from __future__ import annotations
 
@@ -13,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from chaos_events.demo.broker import ensure_topics
-from tests.helpers import free_port, run_locust
+from tests.helpers import free_port, require_kafka, run_locust
 
 USERS, BATCHES, PER_BATCH = 2, 6, 50
 
@@ -66,10 +68,28 @@ def _run(tmp_path: Path, bootstrap: str, env: dict | None = None):
     return run, stats, failures, {r["name"]: r for r in report["verdict"]["results"]}
 
 
+@pytest.fixture(params=["tansu", "apache"])
+def broker(request, tmp_path_factory):
+    """The bootstrap of a broker with the topic "batches": a Tansu of the test's own, or three Apache Kafka brokers."""
+    if request.param == "tansu":
+        bootstrap = request.getfixturevalue("tansu")
+        ensure_topics(int(bootstrap.rsplit(":", 1)[1]), ["batches"])
+        yield bootstrap
+        return
+    require_kafka()
+    from chaos_events.demo.kafka_cluster import KafkaCluster
+
+    cluster = KafkaCluster.create(tmp_path_factory.mktemp("kafka"), topics={"batches": {}})
+    cluster.start()  # stops what it started when it fails
+    try:
+        yield cluster.direct_bootstrap
+    finally:
+        cluster.stop()
+
+
 @pytest.mark.slow
-def test_every_message_of_a_batch_is_reported_and_acknowledged(tmp_path, tansu):
-    ensure_topics(int(tansu.rsplit(":", 1)[1]), ["batches"])
-    run, stats, failures, results = _run(tmp_path, tansu)
+def test_every_message_of_a_batch_is_reported_and_acknowledged(tmp_path, broker):
+    run, stats, failures, results = _run(tmp_path, broker)
 
     assert run.returncode == 0, run.output[-3000:]
     sent = USERS * BATCHES * PER_BATCH
