@@ -99,9 +99,10 @@ def run(quick: bool = False) -> dict:
     others = [r["contention"]["others_share"] for r in plain + batched + single]
     return make_result(
         NAME, TITLE, round(per_core, 3), "ratio", GOAL, ">=",
-        limited_by=(f"the per-delivery request event: py-spy of the batching KafkaUser shows ~28% of its Python time "
-                    f"there (Locust's stats ~17%, the harness recorder ~7%), beside librdkafka's produce ~16% and "
-                    f"poll ~15% and JSON ~10% (paid by both sides); {BATCH} messages per task remove the task loop's "
+        limited_by=(f"the per-delivery request event: py-spy of the batching KafkaUser shows ~32% of its Python time "
+                    f"there (Locust's stats ~20%, the harness recorder ~7%), ~18% on the lines that allocate a "
+                    f"message's callback and read its report (allocation, GC), beside librdkafka's produce ~14%, "
+                    f"poll ~10% and JSON ~11% (paid by both sides); {BATCH} messages per task remove the task loop's "
                     f"share (one per task: {_median_of(single, 'msg_per_cpu_s') / base:.2f}). The brokers (3 JVMs on "
                     f"one core) cap the rate (plain {_median_of(plain, 'msg_per_s'):,.0f} msg/s). Shared machine: "
                     f"other work took {median(others):.2f} (max {max(others):.2f}) of the producer's core per second"),
