@@ -2,7 +2,8 @@
 
 `python -m bench._kafka_plain BOOTSTRAP TOPIC OUT_JSON`. Same producer settings as chaos_events.locust_plugin.users, the same
 event shape, keys and headers; produce, poll(0) after each, poll(10 ms) when the queue is full. Counts delivery
-reports and this process's CPU time over the same warm-up + window as bench/_lf_kafka.py.
+reports, this process's CPU time and its core's busy time ($BENCH_CORE) over the same warm-up + window as
+bench/_lf_kafka.py.
 """
 import json
 import os
@@ -11,10 +12,16 @@ import time
 
 from confluent_kafka import Producer
 
+from bench.common import core_busy_seconds
 from chaos_events.locust_plugin.users import PRODUCER_CONFIG
 
 WARMUP_S = float(os.environ.get("BENCH_WARMUP_S", "2"))
 WINDOW_S = float(os.environ.get("BENCH_WINDOW_S", "6"))
+CORE = os.environ.get("BENCH_CORE")
+
+
+def _core_busy() -> float:
+    return core_busy_seconds(int(CORE)) if CORE is not None else 0.0
 
 
 def main(bootstrap: str, topic: str, out: str) -> None:
@@ -32,7 +39,7 @@ def main(bootstrap: str, topic: str, out: str) -> None:
     while True:
         now = time.monotonic()
         if mark is None and now - start >= WARMUP_S:
-            mark = (acked[0], time.process_time(), now)
+            mark = (acked[0], time.process_time(), now, _core_busy())
         if mark is not None and now - mark[2] >= WINDOW_S:
             break
         seq += 1
@@ -45,7 +52,8 @@ def main(bootstrap: str, topic: str, out: str) -> None:
             producer.poll(0.01)
             continue
         producer.poll(0)
-    result = {"acked": acked[0] - mark[0], "cpu_s": time.process_time() - mark[1], "wall_s": time.monotonic() - mark[2]}
+    result = {"acked": acked[0] - mark[0], "cpu_s": time.process_time() - mark[1], "wall_s": time.monotonic() - mark[2],
+              "core_busy_s": _core_busy() - mark[3]}
     producer.flush(5)
     with open(out, "w") as f:
         json.dump(result, f)

@@ -252,6 +252,54 @@ def tansu(core: int | None = TARGET_CORE) -> Iterator[str]:
             stop(proc)
 
 
+def pin_all_threads(pid: int, core: int | str) -> bool:
+    """Move every thread of a running process to `core` (`taskset -a -p`); False when taskset is missing or fails."""
+    if not shutil.which("taskset"):
+        return False
+    return subprocess.run(["taskset", "-a", "-p", "-c", str(core), str(pid)], capture_output=True).returncode == 0
+
+
+@contextmanager
+def apache_kafka(topics: dict[str, int], core: int | None = TARGET_CORE) -> Iterator[str]:
+    """A three-broker Apache Kafka cluster (chaos_events.demo.kafka_cluster: KRaft, RF 3, min.insync.replicas 2) with
+    `topics` (name -> partitions) in sync; the JVMs pinned to `core`. Yields the bootstrap; stopped (by pid) after."""
+    from chaos_events.demo.kafka_cluster import KafkaCluster  # confluent_kafka lazily, Java + jars checked
+
+    with workdir("kafka") as d:
+        cluster = KafkaCluster.create(d)
+        cluster.start()  # stops what it started when it fails
+        try:
+            for n in range(cluster.brokers):
+                if core is not None:
+                    pin_all_threads(cluster.pid(n), core)
+            for name, partitions in topics.items():
+                cluster.create_topics({name: {}}, partitions=partitions)
+            yield cluster.direct_bootstrap
+        finally:
+            cluster.stop()
+
+
+# -- CPU contention ----------------------------------------------------------------------------------------
+def core_busy_seconds(core: int) -> float:
+    """CPU seconds core `core` spent busy (everything but idle and iowait) since boot, from /proc/stat."""
+    with open("/proc/stat") as f:
+        for line in f:
+            if line.startswith(f"cpu{core} "):
+                ticks = [int(x) for x in line.split()[1:]]
+                busy = sum(ticks[:8]) - ticks[3] - ticks[4]  # user nice system idle iowait irq softirq steal
+                return busy / os.sysconf("SC_CLK_TCK")
+    raise RuntimeError(f"no cpu{core} line in /proc/stat")
+
+
+def contention(core_busy_s: float, own_cpu_s: float, wall_s: float) -> dict[str, float]:
+    """What else ran on a measured process's core: the core's busy seconds minus the process's own, per wall second.
+
+    0 means the process had its core alone; 0.5 means others took half a core's time beside it (shared machine)."""
+    others = max(0.0, core_busy_s - own_cpu_s)
+    return {"core_busy_s": round(core_busy_s, 2), "own_cpu_s": round(own_cpu_s, 2),
+            "others_cpu_s": round(others, 2), "others_share": round(others / wall_s, 3) if wall_s > 0 else 0.0}
+
+
 # -- Locust ----------------------------------------------------------------------------------------------
 def locust_argv(locustfile: str, host: str, users: int, run_time: str, extra: Sequence[str] = ()) -> list[str]:
     return [LOCUST, "-f", locustfile, "--headless", "-H", host, "-u", str(users), "-r", str(users),

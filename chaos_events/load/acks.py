@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from chaos_events.observe.ledger import Ledger, event_id
 
-__all__ = ["acknowledge", "process_ledger", "reset_process_ledger", "event_id"]
+__all__ = ["acknowledge", "acknowledge_range", "process_ledger", "reset_process_ledger", "event_id"]
 
 _ledger = Ledger()
 
@@ -18,6 +18,11 @@ _ledger = Ledger()
 def acknowledge(channel: str, producer_id: str, seq: int) -> None:
     """Record that the system acknowledged write `producer_id.seq` on `channel` ("api" or "kafka")."""
     _ledger.ack(channel, producer_id, seq)
+
+
+def acknowledge_range(channel: str, producer_id: str, start: int, end: int) -> None:
+    """Record that writes `producer_id.start` .. `producer_id.end` (inclusive) were all acknowledged on `channel`."""
+    _ledger.ack_range(channel, producer_id, start, end)
 
 
 def process_ledger() -> Ledger:

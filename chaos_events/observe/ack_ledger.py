@@ -169,6 +169,17 @@ class Ledger:
                 self._add(self._unsent, channel, producer_id, seq, seq)
             return added > 0
 
+    def ack_range(self, channel: str, producer_id: str, start: int, end: int) -> int:
+        """Record acknowledged writes start..end (inclusive) at once, as `ack` does each; returns how many were new.
+
+        The whole range goes to the delta when any of it was new: the master's merge is a union, so a repeat is harmless.
+        """
+        with self._lock:
+            added = self._add(self._data, channel, producer_id, start, end)
+            if added and self._unsent is not None:
+                self._add(self._unsent, channel, producer_id, start, end)
+            return added
+
     @staticmethod
     def _add(store: dict[str, dict[str, Ranges]], channel: str, producer: str, start: int, end: int) -> int:
         per_channel = store.get(channel)
