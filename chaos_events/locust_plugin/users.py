@@ -24,7 +24,7 @@ from typing import Any, Iterable
 import gevent
 from locust import User, events
 
-from chaos_events.load.payloads import new_producer_id, parse_event_id
+from chaos_events.load.payloads import ledger_headers, new_producer_id, parse_event_id
 from chaos_events.locust_plugin.arrivals import hold_for_delivery
 from chaos_events.locust_plugin.kafka_producer import (  # noqa: F401  (re-exported: the users' and benches' names)
     PRODUCER_CONFIG, PRODUCER_CONFIG_ENV, KafkaDeliveryError, KafkaMessage, _SharedProducer, acknowledge,
@@ -188,5 +188,4 @@ def _event_message(event: dict) -> tuple:
     if parsed is None:
         return value, event_id.encode() or None, None, None, None
     producer_id, seq = parsed
-    return (value, event_id.encode(), [("chaos-producer", producer_id.encode()), ("chaos-seq", str(seq).encode())],
-            producer_id, seq)
+    return value, event_id.encode(), ledger_headers(event_id), producer_id, seq
