@@ -17,6 +17,7 @@ from gevent.pywsgi import WSGIServer
 
 from chaos_events.backends.proxy import native
 from chaos_events.backends.proxy.api import ControlAPI
+from chaos_events.backends.proxy.defaults import DEFAULT_CONTROL_HOST, DEFAULT_CONTROL_PORT
 from chaos_events.backends.proxy.route import ProxyError, Route, os_reason
 from chaos_events.backends.proxy.spec import RouteSpec, format_address, parse_address, parse_route
 
@@ -33,7 +34,8 @@ class ProxyServer:
     connection in the greenlet path (no splice relay), for comparison and for platforms without os.splice.
     """
 
-    def __init__(self, routes: Iterable[RouteSpec | str] = (), control: str | tuple[str, int] = "127.0.0.1:8474", *,
+    def __init__(self, routes: Iterable[RouteSpec | str] = (),
+                 control: str | tuple[str, int] = (DEFAULT_CONTROL_HOST, DEFAULT_CONTROL_PORT), *,
                  threaded: bool | None = None, seed: int | None = None, native: bool = True):
         try:
             self.specs = [r if isinstance(r, RouteSpec) else parse_route(r) for r in routes]
