@@ -21,6 +21,7 @@ import time
 from pathlib import Path
 from typing import Any, Callable
 
+from chaos_events.backends.children import proc_stat
 from chaos_events.errors import ChaosError, InjectionError
 
 # Children we started: polled (and so reaped) by is_alive, so a started process that exits leaves no zombie
@@ -58,11 +59,8 @@ def proc_state(pid: int) -> str | None:
 
 def start_time(pid: int) -> int | None:
     """The process's start time in clock ticks since boot (field 22 of /proc/PID/stat): tells a reused pid apart."""
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return None
-    return int(stat[stat.rindex(")") + 2:].split()[19])
+    stat = proc_stat(pid)
+    return None if stat is None else stat[2]
 
 
 def is_alive(pid: int) -> bool:

@@ -30,6 +30,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
 
+from chaos_events.backends.children import proc_stat
 from chaos_events.errors import ChaosError
 from chaos_events.scenario.fields import split_address
 from chaos_events.scenario.model import Plan, Target, TargetKind
@@ -76,14 +77,9 @@ def groups(plan: Plan) -> dict[str | None, list[Target]]:
 
 
 def _process_identity(pid: int) -> tuple[str, int] | None:
-    """(state, start time) from /proc/PID/stat, or None when there is no such process (as the watchdog reads it;
-    not imported from there, which imports the journal, which imports this module)."""
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return None
-    rest = stat[stat.rindex(")") + 2:].split()
-    return rest[0], int(rest[19])
+    """(state, start time) from /proc/PID/stat, or None when there is no such process."""
+    stat = proc_stat(pid)
+    return None if stat is None else (stat[0], stat[2])
 
 
 def _process_start_time(pid: int) -> int | None:

@@ -22,17 +22,14 @@ import sys
 import time
 from pathlib import Path
 
+from chaos_events.backends.children import proc_stat
 from chaos_events.run.journal import JournalError, read_journal, revert_from_journal
 
 
 def _process_identity(pid: int) -> tuple[str, int] | None:
     """(state, start time) of a pid from /proc, or None when there is no such process."""
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return None
-    rest = stat[stat.rindex(")") + 2:].split()
-    return rest[0], int(rest[19])
+    stat = proc_stat(pid)
+    return None if stat is None else (stat[0], stat[2])
 
 
 def owner_gone(pid: int, start_time: int | None) -> bool:

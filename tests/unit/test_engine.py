@@ -5,7 +5,6 @@ defined in tests/.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
 
 import pytest
 

@@ -16,7 +16,7 @@ from chaos_events.verdict.report import write_reports
 from chaos_events.verdict.slo import evaluate
 from chaos_events.verdict.escape import md_inline, printable
 from tests.unit.test_report import _run
-from tests.unit.test_slo import START, fill, inject, make_plan, revert, slo, standard_record
+from tests.unit.test_slo import START, inject, make_plan, revert, slo, standard_record
 
 # Each names where it comes from, so a failure says which field leaked.
 NAME = "scen<script>alert('n')</script> | `n` *n* & n\nname"
