@@ -109,8 +109,8 @@ def active_controller(bootstrap: str, timeout_s: float = 5.0) -> int:
             with socket.create_connection((host, port), timeout=timeout_s) as sock:
                 sock.settimeout(timeout_s)
                 sock.sendall(request_bytes())
-                size = struct.unpack(">i", _recv_exactly(sock, 4))[0]
-                leader = parse_leader(_recv_exactly(sock, min(size, 1 << 20)))
+                size = struct.unpack(">i", recv_exactly(sock, 4))[0]
+                leader = parse_leader(recv_exactly(sock, min(size, 1 << 20)))
         except (OSError, struct.error) as exc:
             reasons.append(f"{server}: {exc}")
             continue
@@ -120,11 +120,12 @@ def active_controller(bootstrap: str, timeout_s: float = 5.0) -> int:
     raise QuorumError("; ".join(reasons))
 
 
-def _recv_exactly(sock: socket.socket, size: int) -> bytes:
+def recv_exactly(sock: socket.socket, size: int) -> bytes:
+    """`size` bytes of a Kafka response from `sock`; ConnectionError (an OSError) when the peer closes first."""
     data = b""
     while len(data) < size:
         chunk = sock.recv(size - len(data))
         if not chunk:
-            raise QuorumError("connection closed")
+            raise ConnectionError("connection closed")
         data += chunk
     return data

@@ -32,6 +32,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from chaos_events.backends.kafka_quorum import recv_exactly
 from chaos_events.errors import ChaosError
 from chaos_events.demo import kafka_dist, procs
 
@@ -83,21 +84,11 @@ def api_versions_ok(port: int, timeout_s: float = 1.0) -> bool:
     try:
         with socket.create_connection(("127.0.0.1", port), timeout=timeout_s) as sock:
             sock.sendall(struct.pack(">i", len(body)) + body)
-            head = _recv_exactly(sock, 4)
-            reply = _recv_exactly(sock, min(struct.unpack(">i", head)[0], 1 << 16))
+            head = recv_exactly(sock, 4)
+            reply = recv_exactly(sock, min(struct.unpack(">i", head)[0], 1 << 16))
     except (OSError, struct.error):
         return False
     return len(reply) >= 6 and struct.unpack(">ih", reply[:6]) == (correlation, 0)
-
-
-def _recv_exactly(sock: socket.socket, size: int) -> bytes:
-    data = b""
-    while len(data) < size:
-        chunk = sock.recv(size - len(data))
-        if not chunk:
-            raise OSError("connection closed")
-        data += chunk
-    return data
 
 
 class _QuietLog:
