@@ -1,4 +1,4 @@
-"""The web UI's safety rules (issue #16): where it listens, which requests may change state, which scenario files
+"""The web UI's safety rules: where it listens, which requests may change state, which scenario files
 the start form may name. The web UI starts and aborts chaos, so it must not be an open door.
 
 - Bind: 127.0.0.1 unless `--web-host` was given (on the command line, in locust.conf or as LOCUST_WEB_HOST); a
