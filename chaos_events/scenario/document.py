@@ -126,10 +126,31 @@ def _compose(text: str, doc: Document) -> Node | None:
     except yaml.YAMLError as exc:
         doc.problem(None, "", f"invalid YAML: {exc}")
         return None
-    except RecursionError:  # the parser itself recurses on nesting; it never got far enough to know a line
-        doc.problem(None, "", f"invalid YAML: nested too deeply (more than {MAX_DEPTH} levels)")
+    except RecursionError:  # the composer recurses on nesting; the scanner does not, so it finds the line
+        doc.problem(_too_deep_line(text), "", f"invalid YAML: nested too deeply (more than {MAX_DEPTH} levels)")
         return None
     return root
+
+
+_OPENS = (yaml.FlowSequenceStartToken, yaml.FlowMappingStartToken, yaml.BlockSequenceStartToken,
+          yaml.BlockMappingStartToken)
+_CLOSES = (yaml.FlowSequenceEndToken, yaml.FlowMappingEndToken, yaml.BlockEndToken)
+
+
+def _too_deep_line(text: str) -> int | None:
+    """The line of the first collection nested more than MAX_DEPTH deep, from the token stream (no recursion)."""
+    depth = 0
+    try:
+        for token in yaml.scan(text, Loader=yaml.SafeLoader):
+            if isinstance(token, _OPENS):
+                depth += 1
+                if depth > MAX_DEPTH + 1:  # the converter counts the top-level collection as depth 0
+                    return token.start_mark.line + 1
+            elif isinstance(token, _CLOSES):
+                depth -= 1
+    except yaml.YAMLError:  # a syntax error after the deep part: the composer never got that far either
+        return None
+    return None
 
 
 class _Interpolator:

@@ -124,3 +124,22 @@ def test_deep_nesting_is_a_plan_error_not_a_recursion_error():
 
 def test_self_referencing_alias_is_a_plan_error():
     assert_only_plan_error("name: t\nfaults: &f\n  - *f\nslos: &s {a: *s}\n")
+
+
+def _plan_error(text: str) -> list[str]:
+    try:
+        parse_plan(text, "deep.yml", environ={})
+    except PlanError as exc:
+        return [str(p) for p in exc.problems]
+    raise AssertionError("expected a PlanError")
+
+
+def test_deep_flow_nesting_names_the_line_where_it_passes_the_limit():
+    text = "name: t\ndescription: fine\nfaults: " + "[" * 5000 + "]" * 5000 + "\n"
+    assert _plan_error(text) == ["deep.yml:3: invalid YAML: nested too deeply (more than 40 levels)"]
+
+
+def test_deep_block_nesting_names_the_line_where_it_passes_the_limit():
+    # Line 1 is the top-level mapping (level 0); line 2 + n opens level n, so level 41 starts on line 43.
+    text = "name: t\n" + "".join(" " * i + f"k{i}:\n" for i in range(1500)) + " " * 1500 + "v\n"
+    assert _plan_error(text) == ["deep.yml:43: invalid YAML: nested too deeply (more than 40 levels)"]
