@@ -123,6 +123,12 @@ def _compose(text: str, doc: Document) -> Node | None:
             context = f"; {exc.context}{where}"
         doc.problem(mark.line + 1 if mark is not None else None, "", f"invalid YAML: {what}{column}{context}")
         return None
+    except yaml.reader.ReaderError as exc:  # a control character, a lone surrogate: it has a position, not a mark
+        line = text.count("\n", 0, exc.position) + 1
+        column = exc.position - (text.rfind("\n", 0, exc.position) + 1) + 1
+        doc.problem(line, "", f"invalid YAML: unacceptable character #x{exc.character:04x} (column {column}): "
+                              f"{exc.reason}")
+        return None
     except yaml.YAMLError as exc:
         doc.problem(None, "", f"invalid YAML: {exc}")
         return None
@@ -249,7 +255,10 @@ class _Converter:
             return node.value
         try:
             # A fresh constructor each time: a failed construction leaves state behind in the old one.
-            return SafeConstructor().construct_object(node, deep=True)
+            value = SafeConstructor().construct_object(node, deep=True)
+            if isinstance(value, str) and not _is_unicode(value):
+                raise ValueError("not Unicode text: it holds a lone surrogate")
+            return value
         except Exception as exc:  # noqa: BLE001  (any tag or value may fail inside PyYAML: KeyError, ValueError...)
             key = path[-1] if path and isinstance(path[-1], str) else None
             prefix = f"{key!r}: " if key else ""
@@ -286,7 +295,7 @@ class _Converter:
         for key_node, value_node in node.value:
             if isinstance(key_node, ScalarNode) and key_node.tag == _MERGE_TAG:
                 merged.extend(self._merged(value_node, path, depth + 1))
-            elif isinstance(key_node, ScalarNode):
+            elif isinstance(key_node, ScalarNode) and _is_unicode(key_node.value):
                 own.append((key_node.value, key_node, value_node))
             else:
                 self.doc.problem(node_line(key_node), _field_of(path), f"keys must be plain text; got {describe_node(key_node)}")
@@ -312,9 +321,18 @@ class _Converter:
             for key_node, value_node in source.value:
                 if isinstance(key_node, ScalarNode) and key_node.tag == _MERGE_TAG:
                     out.extend(self._merged(value_node, path, depth + 1))
-                elif isinstance(key_node, ScalarNode):
+                elif isinstance(key_node, ScalarNode) and _is_unicode(key_node.value):
                     out.append((key_node.value, key_node, value_node))
         return out
+
+
+def _is_unicode(text: str) -> bool:
+    """False for text that holds a lone surrogate (`"\\ud800"` in YAML): it cannot be printed or written as UTF-8."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 def _construction_failure(node: ScalarNode, exc: Exception) -> str:

@@ -1,20 +1,36 @@
 """Fuzzing the scenario loader: whatever text or structure it gets, parse_plan returns a Plan or raises PlanError.
 
-Any other exception would reach the user as a traceback, which the house style forbids for bad input.
+Any other exception would reach the user as a traceback, which the house style forbids for bad input. The main
+property starts from every real `scenarios/*.yml` and changes exactly one thing (tests/scenario_mutations.py); its
+every problem must also name the line (`fuzz.yml:12 ...`), and a plan that passes must be printable.
+
+Hypothesis profiles, with a fixed seed (derandomize): "ci" (the default, 10,000 cases in all) and "deep"
+(`CHAOS_FUZZ_PROFILE=deep`, ten times as many).
 """
 from __future__ import annotations
 
 import copy
+import os
+import re
 
 import yaml
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
+from chaos_events.cli import dry_run_lines, summary
 from chaos_events.errors import PlanError, Problem
 from chaos_events.scenario.model import Plan
 from chaos_events.scenario.loader import parse_plan
+from tests.scenario_mutations import BASES, BIG_BOMB, mutated_files
 
-FUZZ = settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+settings.register_profile("ci", max_examples=8000, derandomize=True, database=None, deadline=None, print_blob=True,
+                          suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large,
+                                                 HealthCheck.filter_too_much])
+settings.register_profile("deep", settings.get_profile("ci"), max_examples=80_000)
+PROFILE = settings.get_profile(os.environ.get("CHAOS_FUZZ_PROFILE", "ci"))
+MUTATIONS = settings(PROFILE)                                            # 8,000 (ci) of the 10,000
+FUZZ = settings(PROFILE, max_examples=PROFILE.max_examples // 16)        # 500 (ci) for each of the other four
+_LOCATED = re.compile(r"^fuzz\.yml:[1-9][0-9]*[ :]")
 
 # Pieces of scenario-like YAML, glued at random: keys, indentation, flow syntax, anchors, tags, variables.
 TOKENS = [
@@ -143,3 +159,35 @@ def test_deep_block_nesting_names_the_line_where_it_passes_the_limit():
     # Line 1 is the top-level mapping (level 0); line 2 + n opens level n, so level 41 starts on line 43.
     text = "name: t\n" + "".join(" " * i + f"k{i}:\n" for i in range(1500)) + " " * 1500 + "v\n"
     assert _plan_error(text) == ["deep.yml:43: invalid YAML: nested too deeply (more than 40 levels)"]
+
+
+def assert_located_plan_error_or_plan(text: str) -> None:
+    """Only a Plan or a PlanError; every problem at a line of the file, and printable as UTF-8 (stderr)."""
+    try:
+        plan = parse_plan(text, "fuzz.yml", environ={"X": "1"})
+    except PlanError as exc:
+        assert exc.problems, "a PlanError must carry at least one problem"
+        last = text.count("\n") + 1
+        for problem in exc.problems:
+            shown = str(problem)
+            assert isinstance(problem, Problem) and _LOCATED.match(shown), f"no line in {shown!r}"
+            assert problem.line <= last, f"line {problem.line} past the end ({last}): {shown!r}"
+            shown.encode("utf-8")
+        return
+    assert isinstance(plan, Plan)
+    "\n".join([summary(plan), *dry_run_lines(plan)]).encode("utf-8")   # what validate and dry-run print
+
+
+def test_every_real_scenario_is_a_valid_fuzz_base():
+    for base in BASES:
+        plan = parse_plan(base.text, base.name, environ={})
+        assert plan.name == base.data["name"]
+
+
+@MUTATIONS
+@given(mutated_files())
+@example(("gameday.yml", "splice", "name: t\nfaults: " + BIG_BOMB + "\n"))
+@example(("gameday.yml", "splice", "name: t\nfaults: " + "[" * 5000 + "]" * 5000 + "\n"))
+def test_real_scenarios_with_one_hostile_change_raise_only_located_plan_errors(case):
+    _base, _kind, text = case
+    assert_located_plan_error_or_plan(text)
