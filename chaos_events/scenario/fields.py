@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from typing import Annotated, Any, Callable
 from urllib.parse import urlsplit
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Strict, WithJsonSchema
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Strict, TypeAdapter, WithJsonSchema
 from pydantic_core import PydanticCustomError
 
 from chaos_events.scenario.units import DURATION_FORMS, SIZE_FORMS, parse_duration, parse_size_bytes
@@ -309,6 +309,17 @@ def parse_bootstrap(value: Any) -> str:
 
 HttpUrl = Annotated[str, BeforeValidator(parse_http_url), WithJsonSchema({"type": "string", "format": "uri"})]
 Bootstrap = Annotated[str, BeforeValidator(parse_bootstrap), WithJsonSchema({"type": "string"})]
+
+
+_ADAPTERS: dict[int, tuple[Any, TypeAdapter]] = {}
+
+
+def adapter(kind: Any) -> TypeAdapter:
+    """The TypeAdapter of a field type (`Seconds`, `Text`), built once: building one costs more than validating."""
+    cached = _ADAPTERS.get(id(kind))
+    if cached is None or cached[0] is not kind:  # the type is kept with it, so its id is never reused
+        cached = _ADAPTERS[id(kind)] = (kind, TypeAdapter(kind))
+    return cached[1]
 
 
 def markers_of(info: Any) -> list[Any]:

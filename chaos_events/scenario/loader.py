@@ -16,7 +16,7 @@ from __future__ import annotations
 import os
 from typing import Any, Mapping
 
-from pydantic import BaseModel, TypeAdapter, ValidationError
+from pydantic import BaseModel, ValidationError
 
 from chaos_events.errors import PlanError, Problem
 from chaos_events.faults import fault_type, known_fault_types
@@ -24,6 +24,7 @@ from chaos_events.scenario.document import Document, read_document
 from pydantic import Field
 
 from chaos_events.scenario.fields import AnyText, Flag, ScenarioModel, Seconds, Text, WholeNumber, markers_of, shown
+from chaos_events.scenario.fields import adapter  # TypeAdapters built once
 from chaos_events.scenario.model import (
     FaultSpec, Plan, ProbeKind, ProbeSpec, Repeat, Settings, SloMetric, SloSpec, Target, TargetKind,
 )
@@ -120,7 +121,7 @@ class _Loader:
     def value(self, kind: Any, value: Any, path: tuple, field: str, key: str) -> Any:
         """One value of an Annotated field type (Seconds, Text, ...), or None after placing the error."""
         try:
-            return TypeAdapter(kind).validate_python(value)
+            return adapter(kind).validate_python(value)
         except ValidationError as exc:
             issue = translate(exc, None, given=value)[0]
             self.problem(path, field, f"{key!r}: {issue.message}")
