@@ -257,7 +257,7 @@ class _Converter:
             # A fresh constructor each time: a failed construction leaves state behind in the old one.
             value = SafeConstructor().construct_object(node, deep=True)
             if isinstance(value, str) and not _is_unicode(value):
-                raise ValueError("not Unicode text: it holds a lone surrogate")
+                raise _NotUnicode()
             return value
         except Exception as exc:  # noqa: BLE001  (any tag or value may fail inside PyYAML: KeyError, ValueError...)
             key = path[-1] if path and isinstance(path[-1], str) else None
@@ -298,7 +298,8 @@ class _Converter:
             elif isinstance(key_node, ScalarNode) and _is_unicode(key_node.value):
                 own.append((key_node.value, key_node, value_node))
             else:
-                self.doc.problem(node_line(key_node), _field_of(path), f"keys must be plain text; got {describe_node(key_node)}")
+                what = describe_node(key_node) + ("" if not isinstance(key_node, ScalarNode) else " (a lone surrogate)")
+                self.doc.problem(node_line(key_node), _field_of(path), f"keys must be plain text; got {what}")
         names = {key for key, _, _ in own}
         extra = []
         for entry in merged:  # the first merge source wins
@@ -326,6 +327,10 @@ class _Converter:
         return out
 
 
+class _NotUnicode(ValueError):
+    """Text with a lone surrogate: it cannot be printed or written as UTF-8."""
+
+
 def _is_unicode(text: str) -> bool:
     """False for text that holds a lone surrogate (`"\\ud800"` in YAML): it cannot be printed or written as UTF-8."""
     try:
@@ -338,6 +343,8 @@ def _is_unicode(text: str) -> bool:
 def _construction_failure(node: ScalarNode, exc: Exception) -> str:
     """Why PyYAML could not build a scalar, in words: `!!bool maybe` -> expected true or false; got 'maybe'."""
     tag = node.tag.rsplit(":", 1)[-1]
+    if isinstance(exc, _NotUnicode):
+        return f"expected Unicode text; got {node.value!r} (a lone surrogate, as from an escape like \\ud800)"
     if tag == "bool":
         return f"expected true or false; got {node.value!r}"
     if tag in ("int", "float"):

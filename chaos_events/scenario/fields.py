@@ -139,7 +139,7 @@ def _size(value: Any) -> int:
     except ValueError as exc:
         raise fail(str(exc)) from None
     if size.bit_length() > 63:
-        raise fail(f"expected a size of reasonable size (below 8 EiB); got {shown(value)}")
+        raise fail(f"expected a size below 8 EiB; got {shown(value)}")
     return size
 
 

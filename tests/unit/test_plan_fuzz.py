@@ -13,6 +13,7 @@ import copy
 import os
 import re
 
+import pytest
 import yaml
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
@@ -190,3 +191,35 @@ def test_every_real_scenario_is_a_valid_fuzz_base():
 def test_real_scenarios_with_one_hostile_change_raise_only_located_plan_errors(case):
     _base, _kind, text = case
     assert_located_plan_error_or_plan(text)
+
+
+# -- what the fuzz found, each with its exact message -------------------------------------------------------------
+_BASE = "name: t\ntargets:\n  p: {process: {pid: 1234}}\n  d: {directory: /tmp}\nfaults:\n  - {at: 1s, for: 2s, fault: pause, target: p}\n"
+_DISK = "name: t\ntargets:\n  d: {directory: /tmp}\nfaults:\n  - {at: 1s, for: 2s, fault: disk_fill, target: d, size_bytes: @}\n"
+FOUND = [
+    ("name: t\n  x\x00y\n", "deep.yml:2: invalid YAML: unacceptable character #x0000 (column 4): special characters are not allowed"),
+    ('name: "a\\ud800"\n', "deep.yml:1 name: 'name': expected Unicode text; got 'a\\ud800' (a lone surrogate, as from an escape like \\ud800)"),
+    ('name: t\n"\\udfff": 1\n', "deep.yml:2: keys must be plain text; got '\\udfff' (a lone surrogate)"),
+    ("name: !!binary aGVsbG8=\n", "deep.yml:1: 'name': expected text; got binary data (!!binary)"),
+    ('name: "a\\0b"\n', "deep.yml:1: 'name': must not contain a NUL character; got 'a\\x00b'"),
+    (_BASE.replace("at: 1s", "at: ٣s"), "deep.yml:6 faults[0] (pause): 'at': expected a number of seconds or a duration "
+                                        "like 250ms, 30s, 2m, 1m30s, 1h (in ASCII digits); got '٣s'"),
+    (_BASE + "slos:\n  - {name: e, metric: error_rate, max: '٣%'}\n",
+     "deep.yml:8 slos[0] (e): 'max': expected a number or a percentage like 10%; got '٣%'"),
+    (_BASE.replace("pid: 1234", "pid: 1" + "0" * 400), "deep.yml:3 targets.p (process): 'pid': expected a whole number "
+                                                       "of reasonable size; got 10000000000000000000... (401 digits)"),
+    (_DISK.replace("@", "9" * 30), "deep.yml:5 faults[0] (disk_fill): parameter 'size_bytes': expected a size below "
+                                   "8 EiB; got 999999999999999999999999999999"),
+    (_DISK.replace("@", "'٣MB'"), "deep.yml:5 faults[0] (disk_fill): parameter 'size_bytes': expected a size like "
+                                  "512MB, 1GiB or a number of bytes (in ASCII digits); got '٣MB'"),
+]
+
+
+@pytest.mark.parametrize("text, message", FOUND, ids=[m.split(": ", 1)[1][:40] for _, m in FOUND])
+def test_a_hostile_value_the_fuzz_found_is_one_located_problem(text, message):
+    assert _plan_error(text) == [message]
+
+
+def test_the_base_of_those_cases_is_valid():
+    assert [f.type for f in parse_plan(_BASE, "deep.yml", environ={}).faults] == ["pause"]
+    assert parse_plan(_DISK.replace("@", "3MB"), "deep.yml", environ={}).faults[0].params.size_bytes == 3_000_000
