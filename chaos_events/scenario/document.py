@@ -34,6 +34,7 @@ MAX_VALUES = 200_000        # what a document may expand to through aliases
 _MERGE_TAG = "tag:yaml.org,2002:merge"
 _STR_TAG = "tag:yaml.org,2002:str"
 _NULL_TAG = "tag:yaml.org,2002:null"
+_LINE_BREAK = re.compile("\r\n|[\n\r\x85\u2028\u2029]")   # what YAML counts as the end of a line
 # `$$` (a literal dollar), `${NAME}`, `${NAME:-default}`, or a malformed `${...` that we report.
 _VARIABLE = re.compile(r"\$(?:(\$)|\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}|(\{[^}]*\}?))")
 
@@ -124,8 +125,9 @@ def _compose(text: str, doc: Document) -> Node | None:
         doc.problem(mark.line + 1 if mark is not None else None, "", f"invalid YAML: {what}{column}{context}")
         return None
     except yaml.reader.ReaderError as exc:  # a control character, a lone surrogate: it has a position, not a mark
-        line = text.count("\n", 0, exc.position) + 1
-        column = exc.position - (text.rfind("\n", 0, exc.position) + 1) + 1
+        breaks = list(_LINE_BREAK.finditer(text, 0, exc.position))   # counted as PyYAML's marks count them
+        line = len(breaks) + 1
+        column = exc.position - (breaks[-1].end() if breaks else 0) + 1
         doc.problem(line, "", f"invalid YAML: unacceptable character #x{exc.character:04x} (column {column}): "
                               f"{exc.reason}")
         return None

@@ -168,7 +168,7 @@ def assert_located_plan_error_or_plan(text: str) -> None:
         plan = parse_plan(text, "fuzz.yml", environ={"X": "1"})
     except PlanError as exc:
         assert exc.problems, "a PlanError must carry at least one problem"
-        last = text.count("\n") + 1
+        last = len(re.findall("\r\n|[\n\r\x85\u2028\u2029]", text)) + 1   # YAML's line breaks, not only \n
         for problem in exc.problems:
             shown = str(problem)
             assert isinstance(problem, Problem) and _LOCATED.match(shown), f"no line in {shown!r}"
@@ -197,6 +197,7 @@ def test_real_scenarios_with_one_hostile_change_raise_only_located_plan_errors(c
 _BASE = "name: t\ntargets:\n  p: {process: {pid: 1234}}\n  d: {directory: /tmp}\nfaults:\n  - {at: 1s, for: 2s, fault: pause, target: p}\n"
 _DISK = "name: t\ntargets:\n  d: {directory: /tmp}\nfaults:\n  - {at: 1s, for: 2s, fault: disk_fill, target: d, size_bytes: @}\n"
 FOUND = [
+    ("name: t\r\nx: 1\r\n\x00", "deep.yml:3: invalid YAML: unacceptable character #x0000 (column 1): special characters are not allowed"),
     ("name: t\n  x\x00y\n", "deep.yml:2: invalid YAML: unacceptable character #x0000 (column 4): special characters are not allowed"),
     ('name: "a\\ud800"\n', "deep.yml:1 name: 'name': expected Unicode text; got 'a\\ud800' (a lone surrogate, as from an escape like \\ud800)"),
     ('name: t\n"\\udfff": 1\n', "deep.yml:2: keys must be plain text; got '\\udfff' (a lone surrogate)"),
