@@ -21,7 +21,6 @@ from chaos_events.scenario.loader import parse_plan
 from tests.helpers import LOCUST, VENV_BIN, free_port, require_docker, stop_group
 from tests.scenario_mutations import mutated_files
 
-pytestmark = pytest.mark.slow
 CHAOS_EVENTS = str(VENV_BIN / "chaos-events")
 TIMEOUT = 60
 LOCUSTFILE = """
@@ -76,6 +75,7 @@ def _first_error(stderr: str, locust: bool = False) -> str:
     return lines[0]
 
 
+@pytest.mark.slow   # about 80-100 s: three processes per case
 @settings(max_examples=40, derandomize=True, database=None, deadline=None, phases=[Phase.explicit, Phase.generate],
           suppress_health_check=list(HealthCheck))
 @given(mutated_files())
