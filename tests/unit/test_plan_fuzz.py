@@ -28,7 +28,10 @@ settings.register_profile("ci", max_examples=8000, derandomize=True, database=No
                           suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large,
                                                  HealthCheck.filter_too_much])
 settings.register_profile("deep", settings.get_profile("ci"), max_examples=80_000)
-PROFILE = settings.get_profile(os.environ.get("CHAOS_FUZZ_PROFILE") or "ci")
+PROFILE_NAME = os.environ.get("CHAOS_FUZZ_PROFILE") or "ci"
+PROFILE = settings.get_profile(PROFILE_NAME)
+# The deep profile's main property runs for about ten minutes: past pytest-timeout's default (pyproject: 300 s).
+pytestmark = [pytest.mark.timeout(3600)] if PROFILE_NAME == "deep" else []
 MUTATIONS = settings(PROFILE)                                            # 8,000 (ci) of the 10,000
 FUZZ = settings(PROFILE, max_examples=PROFILE.max_examples // 16)        # 500 (ci) for each of the other four
 _LOCATED = re.compile(r"^fuzz\.yml:[1-9][0-9]*[ :]")
