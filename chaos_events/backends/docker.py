@@ -19,7 +19,6 @@ Example:
 """
 from __future__ import annotations
 
-import re
 from typing import Any, Iterable, Mapping
 
 from chaos_events.errors import ChaosError, InjectionError, SafetyError
@@ -30,7 +29,6 @@ CPU_PERIOD_US = 100_000
 UNLIMITED_MEMORY = 9223372036854771712
 
 _client: Any = None
-_CONTAINER_NAME = re.compile(r"/?[a-zA-Z0-9][a-zA-Z0-9_.-]*")   # Docker's own rule; `/` made docker-py raise Exception
 
 
 def _docker():
@@ -62,9 +60,6 @@ def resolve_container(spec: Any, name: str = "", extra_allowed: Iterable[str] = 
     api = client()
     try:
         if spec.name:
-            if not _CONTAINER_NAME.fullmatch(spec.name):
-                raise error(f"container target {name!r}: {spec.name!r} is not a container name (letters, digits, "
-                            "and _ . - after the first)")
             try:
                 container = api.containers.get(spec.name)
             except docker.errors.NotFound:

@@ -18,7 +18,7 @@ from hypothesis import HealthCheck, Phase, given, settings
 
 from chaos_events.errors import PlanError
 from chaos_events.scenario.loader import parse_plan
-from tests.helpers import LOCUST, VENV_BIN, free_port, require_docker, stop_group
+from tests.helpers import LOCUST, VENV_BIN, free_port, stop_group
 from tests.scenario_mutations import mutated_files
 
 CHAOS_EVENTS = str(VENV_BIN / "chaos-events")
@@ -121,8 +121,7 @@ def test_validate_dry_run_and_locust_agree_on_a_hostile_scenario(case):
 
 def test_a_container_name_docker_cannot_look_up_is_bad_input_everywhere(tmp_path):
     """Found by the same mutations: `name: "/"` made docker-py raise a bare Exception (an internal error in the CLI,
-    a traceback in Locust)."""
-    require_docker()
+    a traceback in Locust). Now the loader refuses it as Docker's own rule would, before any engine is asked."""
     scenario = tmp_path / "scenario.yml"
     scenario.write_text('name: t\ntargets:\n  api: {container: {name: "/"}}\n')
     (tmp_path / "lf.py").write_text(textwrap.dedent(LOCUSTFILE))
@@ -131,8 +130,8 @@ def test_a_container_name_docker_cannot_look_up_is_bad_input_everywhere(tmp_path
                                    "-u", "1", "-r", "1", "-t", "1s", "--host", f"http://127.0.0.1:{free_port()}",
                                    "--chaos-metrics-port", "0", "--chaos-journal", str(tmp_path / "journal.json"),
                                    "--chaos-report-dir", str(tmp_path / "reports")]}, tmp_path)
-    expected = (f"{scenario}:3 targets.api (container): container target 'api': '/' is not a container name "
-                "(letters, digits, and _ . - after the first)")
+    expected = (f"{scenario}:3 targets.api (container): 'name': expected a container name (a letter or digit, then "
+                "letters, digits, _ . -); got '/'")
     assert [code for code, _, _ in results.values()] == [2, 2], results
     assert _first_error(results["validate"][2]) == expected
     assert _first_error(results["locust"][2], locust=True) == expected
