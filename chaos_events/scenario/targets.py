@@ -25,9 +25,9 @@ from pydantic import BeforeValidator, Field, WithJsonSchema, field_validator, mo
 from pydantic_core import PydanticCustomError
 
 from chaos_events.scenario.fields import (
-    Bootstrap, Command, HttpUrl, ScenarioModel, Text, WholeNumber, choice, fail, parse_port, parse_text, shown,
-    split_address,
+    Bootstrap, Command, HttpUrl, ScenarioModel, Text, WholeNumber, choice, fail, parse_text, shown, split_address,
 )
+from chaos_events.scenario.broker_fields import Gid, Port, isolation_fields
 from chaos_events.scenario.safety import is_loopback
 
 
@@ -288,14 +288,6 @@ def exactly_one_key(data: Any, keys: tuple[str, ...]) -> Any:
     return data
 
 
-def _port(value: Any) -> int:
-    try:
-        return parse_port(value)
-    except ValueError as exc:
-        raise fail(f"'inter_broker_ports': {exc}") from None
-
-
-Port = Annotated[int, BeforeValidator(_port), WithJsonSchema({"type": "integer", "minimum": 1, "maximum": 65535})]
 BROKER_KINDS = ("process", "container")
 BROKER_KEYS = (*BROKER_KINDS, "gid", "inter_broker_ports")
 
@@ -304,21 +296,6 @@ def _one_broker_kind(data: dict) -> dict:
     known_keys(data, BROKER_KEYS)
     exactly_one_key({k: v for k, v in data.items() if k in BROKER_KINDS}, BROKER_KINDS)
     return data
-
-
-def _isolation_fields(entry: dict) -> None:
-    """`gid` and `inter_broker_ports`, checked here so that an error names the broker."""
-    if "gid" in entry:
-        gid = entry["gid"]
-        if isinstance(gid, bool) or not isinstance(gid, int) or gid < 1:
-            raise fail(f"'gid': expected a whole number, at least 1 (a group id); got {shown(gid)}")
-    if "inter_broker_ports" in entry:
-        ports = entry["inter_broker_ports"]
-        if not isinstance(ports, list) or not ports:
-            got = "an empty list" if ports == [] else shown(ports)
-            raise fail(f"'inter_broker_ports': expected a list of ports like [19093, 19094]; got {got}")
-        for port in ports:
-            _port(port)
 
 
 class BrokerService(ScenarioModel):
@@ -330,7 +307,7 @@ class BrokerService(ScenarioModel):
 
     process: ProcessTarget | None = Field(None, description="the broker is a local process")
     container: ContainerTarget | None = Field(None, description="the broker is a Docker container")
-    gid: WholeNumber | None = Field(None, ge=1, description="the group id the broker's process runs with, its own "
+    gid: Gid | None = Field(None, description="the group id the broker's process runs with, its own "
                                                             "(isolate_broker tells its packets by it)")
     inter_broker_ports: list[Port] | None = Field(None, min_length=1, description="the broker's replication and "
                                                   "controller listener ports (what isolate_broker cuts)")
@@ -372,7 +349,7 @@ class KafkaClusterTarget(ScenarioModel):
                 raise fail(f"broker {broker_id}: expected a mapping with one target kind: process, container; "
                            f"got {shown(entry)}")
             try:
-                _isolation_fields(_one_broker_kind(entry))
+                isolation_fields(_one_broker_kind(entry))
             except PydanticCustomError as exc:
                 raise fail(f"broker {broker_id}: {exc.context['message']}") from None
             out[broker_id] = entry
