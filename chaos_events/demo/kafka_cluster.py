@@ -12,6 +12,7 @@ static three-voter quorum, with three listeners on ports of its own:
 - REPLICATION (kafka_N_repl), the inter-broker listener: followers fetch from leaders here, never on the client
   port, so a broker can be cut off from the others (on this port) while clients still reach it.
 - CONTROLLER (kafka_N_controller): the KRaft quorum.
+As root, broker N runs with group id 64000+N (uid unchanged), which isolate_broker's iptables rules tell apart.
 `start()` formats the storage with one cluster id, starts the three JVMs, waits until each broker answers on its own
 client port and the metadata lists all three, then creates the topics (replication factor 3, min.insync.replicas 2)
 and waits for their leaders. `start_broker(n)` restarts one broker with its own properties and data (what a kill
@@ -302,8 +303,7 @@ class KafkaCluster:
             raise ClusterError("kafka storage format failed: " + "; ".join(failures))
 
     def gid(self, n: int) -> int | None:
-        """Broker n's own group id when the cluster runs as root (isolate_broker tells its packets apart by it);
-        None otherwise (the brokers keep the caller's group)."""
+        """Broker n's own group id as root (isolate_broker tells its packets apart by it); None otherwise."""
         return BROKER_GID_BASE + n if os.geteuid() == 0 else None
 
     def _launch(self, n: int) -> None:

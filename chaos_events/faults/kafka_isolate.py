@@ -93,8 +93,8 @@ class IsolateBroker(Fault):
     type_name: ClassVar[str] = "isolate_broker"
     Params = IsolateParams
     target_kinds: ClassVar[frozenset[TargetKind]] = frozenset({TargetKind.KAFKA_CLUSTER})
-    summary: ClassVar[str] = ("cut one broker off from the other brokers (replication and quorum ports, by iptables "
-                              "owner gid) while clients still reach it")
+    summary: ClassVar[str] = ("cut one broker off from the other brokers (their replication and quorum ports, by "
+                              "iptables owner gid; needs root) while clients still reach it")
 
     @classmethod
     def check_plan(cls, params: Any, target: Target) -> list[str]:

@@ -151,3 +151,13 @@ def test_preflight_refuses_a_broker_whose_process_runs_with_another_gid(tmp_path
     finally:
         sleeper.kill()
         sleeper.wait()
+
+
+def test_preflight_says_when_iptables_is_missing(monkeypatch, tmp_path):
+    require("root", os.geteuid() == 0, "iptables.usable() tells a missing iptables only as root (it says 'needs root' first)")
+    monkeypatch.setenv("PATH", str(tmp_path))     # an empty directory: no iptables on PATH
+    target = Target("cluster", TargetKind.KAFKA_CLUSTER, {"bootstrap": "127.0.0.1:1", "brokers": {
+        0: {"process": {"pid": os.getpid()}, "gid": os.getgid() or 1, "inter_broker_ports": [19093]}}})
+    cls = fault_type("isolate_broker")
+    found = cls.preflight(cls.Params.model_validate({"broker": {"id": 0}}), target)
+    assert found[0] == "isolate_broker needs iptables: iptables is not installed (apt-get install iptables)"
