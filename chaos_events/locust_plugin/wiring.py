@@ -24,8 +24,8 @@ from chaos_events.load.acks import process_ledger
 from chaos_events.backends.bad_traffic import BadTrafficSender
 from chaos_events.errors import ChaosError, ExitCode, PlanError
 from chaos_events.observe.recorder import Recorder
-from chaos_events.faults.data import BROADCAST_START, BROADCAST_STOP, BROADCAST_STOP_ALL
 from chaos_events.locust_plugin.distributed import WorkerBooks
+from chaos_events.locust_plugin.load_side import LoadSide
 from chaos_events.locust_plugin.options import add_options
 from chaos_events.locust_plugin.web_guard import LOOPBACK_BIND, web_host_given, web_host_refusal
 from chaos_events.scenario.model import Plan, SloMetric
@@ -38,7 +38,6 @@ from chaos_events.run.session import ChaosSession, LoadHooks, SessionOptions
 logger = logging.getLogger("chaos_events")
 
 FINAL_REPORT_WAIT_S = 2.0   # master: time for workers' last report_to_master after a stop
-BAD_TRAFFIC_MESSAGES = (BROADCAST_START, BROADCAST_STOP, BROADCAST_STOP_ALL)
 
 
 class _Harness:
@@ -46,7 +45,7 @@ class _Harness:
 
     session: ChaosSession | None = None
     recorder: Recorder | None = None
-    sender: BadTrafficSender | None = None
+    load_side: LoadSide | None = None
     exporter: Any = None
     environment: Any = None
     books: WorkerBooks | None = None
@@ -174,7 +173,7 @@ def _load_hooks(environment, runner) -> LoadHooks:
         if isinstance(runner, MasterRunner):
             _h.books.send(kind, data)
         else:
-            _handle_bad_traffic_message(kind, data)
+            _h.load_side.handle(kind, data)
 
     def stop_load() -> None:
         # From the halt watcher's greenlet: stopping the runner ends the test, and with it (headless) the run.
@@ -278,40 +277,14 @@ def _on_worker_report(client_id, data, **_kwargs):
         process_ledger().merge_wire(acks)
 
 
-# -- data faults acting from inside the load ----------------------------------------------------------
+# -- data faults acting from inside the load (load_side.py) ---------------------------------------------
 def _wire_bad_traffic(environment, runner) -> None:
     def fire_request(request_type, name, response_time_ms, response_length, exception):
         environment.events.request.fire(request_type=request_type, name=name, response_time=response_time_ms,
                                         response_length=response_length, exception=exception, context={})
 
-    _h.sender = BadTrafficSender(fire_request)
-    if isinstance(runner, WorkerRunner):
-        for kind in BAD_TRAFFIC_MESSAGES:
-            runner.register_message(kind, lambda environment, msg, kind=kind, **kw: _handle_bad_traffic_message(kind, msg.data))
-        runner.register_message("chaos_event", lambda environment, msg, **kw: _say(f"chaos-events: {msg.data.get('line', '')}"))
-
-
-def _handle_bad_traffic_message(kind: str, data: dict) -> None:
-    # One INFO line per start and stop, so each process's log shows its own part in a data fault.
-    if kind == BROADCAST_START:
-        rate = float(data["rate_per_s"])
-        _h.sender.start(data["fault_id"], data["url"], rate, list(data.get("kinds") or []))
-        logger.info("chaos-events: data fault %s started here: bad payloads to %s at %.2f/s",
-                    data["fault_id"], data["url"], rate)
-    elif kind == BROADCAST_STOP:
-        _stop_bad_traffic([data["fault_id"]])
-    elif kind == BROADCAST_STOP_ALL:
-        _stop_bad_traffic(_h.sender.active())
-
-
-def _stop_bad_traffic(fault_ids: list[str]) -> None:
-    for fault_id in fault_ids:
-        running = fault_id in _h.sender.active()
-        _h.sender.stop(fault_id)
-        if running:
-            counts = " ".join(f"{k}={v}" for k, v in _h.sender.counts(fault_id).items())
-            logger.info("chaos-events: data fault %s stopped here: sent %d bad payloads (%s)",
-                        fault_id, sum(_h.sender.counts(fault_id).values()), counts)
+    _h.load_side = LoadSide(BadTrafficSender(fire_request))
+    _h.load_side.register_on(runner, _say)
 
 
 # -- run lifecycle ------------------------------------------------------------------------------------
@@ -352,8 +325,8 @@ def _on_test_stopping(environment, **_kwargs):
 @events.test_stop.add_listener
 def _on_test_stop(environment, **_kwargs):
     if isinstance(environment.runner, WorkerRunner):
-        if _h.sender is not None:
-            _stop_bad_traffic(_h.sender.active())
+        if _h.load_side is not None:
+            _h.load_side.stop(_h.load_side.sender.active())
         return
     session = _h.session
     if session is None:
@@ -369,8 +342,8 @@ def _on_test_stop(environment, **_kwargs):
 def _on_quitting(environment, **_kwargs):
     runner = environment.runner
     if isinstance(runner, WorkerRunner):
-        if _h.sender is not None:
-            _h.sender.stop_all()
+        if _h.load_side is not None:
+            _h.load_side.sender.stop_all()
         return
     session = _h.session
     if session is None:

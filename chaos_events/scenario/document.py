@@ -34,6 +34,7 @@ MAX_VALUES = 200_000        # what a document may expand to through aliases
 _MERGE_TAG = "tag:yaml.org,2002:merge"
 _STR_TAG = "tag:yaml.org,2002:str"
 _NULL_TAG = "tag:yaml.org,2002:null"
+_LINE_BREAK = re.compile("\r\n|[\n\r\x85\u2028\u2029]")   # what YAML counts as the end of a line
 # `$$` (a literal dollar), `${NAME}`, `${NAME:-default}`, or a malformed `${...` that we report.
 _VARIABLE = re.compile(r"\$(?:(\$)|\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}|(\{[^}]*\}?))")
 
@@ -123,13 +124,41 @@ def _compose(text: str, doc: Document) -> Node | None:
             context = f"; {exc.context}{where}"
         doc.problem(mark.line + 1 if mark is not None else None, "", f"invalid YAML: {what}{column}{context}")
         return None
+    except yaml.reader.ReaderError as exc:  # a control character, a lone surrogate: it has a position, not a mark
+        breaks = list(_LINE_BREAK.finditer(text, 0, exc.position))   # counted as PyYAML's marks count them
+        line = len(breaks) + 1
+        column = exc.position - (breaks[-1].end() if breaks else 0) + 1
+        doc.problem(line, "", f"invalid YAML: unacceptable character #x{exc.character:04x} (column {column}): "
+                              f"{exc.reason}")
+        return None
     except yaml.YAMLError as exc:
         doc.problem(None, "", f"invalid YAML: {exc}")
         return None
-    except RecursionError:  # the parser itself recurses on nesting; it never got far enough to know a line
-        doc.problem(None, "", f"invalid YAML: nested too deeply (more than {MAX_DEPTH} levels)")
+    except RecursionError:  # the composer recurses on nesting; the scanner does not, so it finds the line
+        doc.problem(_too_deep_line(text), "", f"invalid YAML: nested too deeply (more than {MAX_DEPTH} levels)")
         return None
     return root
+
+
+_OPENS = (yaml.FlowSequenceStartToken, yaml.FlowMappingStartToken, yaml.BlockSequenceStartToken,
+          yaml.BlockMappingStartToken)
+_CLOSES = (yaml.FlowSequenceEndToken, yaml.FlowMappingEndToken, yaml.BlockEndToken)
+
+
+def _too_deep_line(text: str) -> int | None:
+    """The line of the first collection nested more than MAX_DEPTH deep, from the token stream (no recursion)."""
+    depth = 0
+    try:
+        for token in yaml.scan(text, Loader=yaml.SafeLoader):
+            if isinstance(token, _OPENS):
+                depth += 1
+                if depth > MAX_DEPTH + 1:  # the converter counts the top-level collection as depth 0
+                    return token.start_mark.line + 1
+            elif isinstance(token, _CLOSES):
+                depth -= 1
+    except yaml.YAMLError:  # a syntax error after the deep part: the composer never got that far either
+        return None
+    return None
 
 
 class _Interpolator:
@@ -228,7 +257,10 @@ class _Converter:
             return node.value
         try:
             # A fresh constructor each time: a failed construction leaves state behind in the old one.
-            return SafeConstructor().construct_object(node, deep=True)
+            value = SafeConstructor().construct_object(node, deep=True)
+            if isinstance(value, str) and not _is_unicode(value):
+                raise _NotUnicode()
+            return value
         except Exception as exc:  # noqa: BLE001  (any tag or value may fail inside PyYAML: KeyError, ValueError...)
             key = path[-1] if path and isinstance(path[-1], str) else None
             prefix = f"{key!r}: " if key else ""
@@ -265,10 +297,11 @@ class _Converter:
         for key_node, value_node in node.value:
             if isinstance(key_node, ScalarNode) and key_node.tag == _MERGE_TAG:
                 merged.extend(self._merged(value_node, path, depth + 1))
-            elif isinstance(key_node, ScalarNode):
+            elif isinstance(key_node, ScalarNode) and _is_unicode(key_node.value):
                 own.append((key_node.value, key_node, value_node))
             else:
-                self.doc.problem(node_line(key_node), _field_of(path), f"keys must be plain text; got {describe_node(key_node)}")
+                what = describe_node(key_node) + ("" if not isinstance(key_node, ScalarNode) else " (a lone surrogate)")
+                self.doc.problem(node_line(key_node), _field_of(path), f"keys must be plain text; got {what}")
         names = {key for key, _, _ in own}
         extra = []
         for entry in merged:  # the first merge source wins
@@ -291,14 +324,29 @@ class _Converter:
             for key_node, value_node in source.value:
                 if isinstance(key_node, ScalarNode) and key_node.tag == _MERGE_TAG:
                     out.extend(self._merged(value_node, path, depth + 1))
-                elif isinstance(key_node, ScalarNode):
+                elif isinstance(key_node, ScalarNode) and _is_unicode(key_node.value):
                     out.append((key_node.value, key_node, value_node))
         return out
+
+
+class _NotUnicode(ValueError):
+    """Text with a lone surrogate: it cannot be printed or written as UTF-8."""
+
+
+def _is_unicode(text: str) -> bool:
+    """False for text that holds a lone surrogate (`"\\ud800"` in YAML): it cannot be printed or written as UTF-8."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 def _construction_failure(node: ScalarNode, exc: Exception) -> str:
     """Why PyYAML could not build a scalar, in words: `!!bool maybe` -> expected true or false; got 'maybe'."""
     tag = node.tag.rsplit(":", 1)[-1]
+    if isinstance(exc, _NotUnicode):
+        return f"expected Unicode text; got {node.value!r} (a lone surrogate, as from an escape like \\ud800)"
     if tag == "bool":
         return f"expected true or false; got {node.value!r}"
     if tag in ("int", "float"):

@@ -16,6 +16,7 @@ Example:
 """
 from __future__ import annotations
 
+import datetime
 import math
 import shlex
 import sys
@@ -23,7 +24,7 @@ from dataclasses import dataclass
 from typing import Annotated, Any, Callable
 from urllib.parse import urlsplit
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Strict, WithJsonSchema
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Strict, TypeAdapter, WithJsonSchema
 from pydantic_core import PydanticCustomError
 
 from chaos_events.scenario.units import DURATION_FORMS, SIZE_FORMS, parse_duration, parse_size_bytes
@@ -62,6 +63,10 @@ def shown(value: Any) -> str:
         return "a mapping"
     if isinstance(value, (list, tuple)):
         return "a list"
+    if isinstance(value, (bytes, bytearray)):
+        return "binary data (!!binary)"
+    if isinstance(value, (set, frozenset)):
+        return "a set (!!set)"
     if isinstance(value, int):
         text = str(value) if value.bit_length() < 128 else f"{str(value)[:20]}... ({len(str(abs(value)))} digits)"
         return text
@@ -72,7 +77,7 @@ def shown(value: Any) -> str:
 # -- numbers ---------------------------------------------------------------------------------------------------
 def parse_number(value: Any, whole: bool = False, percent: bool = False) -> float | int:
     """A YAML number (or `10%` when `percent`) as float, or as int when `whole`. Never OverflowError or NaN."""
-    if percent and isinstance(value, str) and value.strip().endswith("%"):
+    if percent and isinstance(value, str) and value.isascii() and value.strip().endswith("%"):  # not '٣%'
         try:
             value = float(value.strip()[:-1]) / 100.0
         except ValueError:
@@ -86,7 +91,9 @@ def parse_number(value: Any, whole: bool = False, percent: bool = False) -> floa
         if isinstance(value, float):
             if not value.is_integer():
                 raise fail(f"expected {kind}; got {shown(value)}")
-            return int(value)
+            value = int(value)
+        if value.bit_length() > 63:  # no count, port or size in a scenario is that big; 10**400 is a typo
+            raise fail(f"expected a whole number of reasonable size; got {shown(value)}")
         return value
     try:
         return float(value)
@@ -114,6 +121,8 @@ Flag = Annotated[bool, Strict()]
 def _duration(value: Any, factor: float = 1.0) -> float:
     if isinstance(value, (list, dict)):
         raise fail(f"expected a duration like 30s; got {shown(value)}")
+    if isinstance(value, str) and not value.isascii():  # Python's float() reads '٣' as 3; a scenario must not
+        raise fail(f"expected {DURATION_FORMS} (in ASCII digits); got {shown(value)}")
     if isinstance(value, int) and not isinstance(value, bool) and value.bit_length() > 64:
         raise fail(f"expected a duration of reasonable size; got {shown(value)}")
     try:
@@ -123,10 +132,15 @@ def _duration(value: Any, factor: float = 1.0) -> float:
 
 
 def _size(value: Any) -> int:
+    if isinstance(value, str) and not value.isascii():  # Decimal() reads '٣' as 3; a scenario must not
+        raise fail(f"expected {SIZE_FORMS} (in ASCII digits); got {shown(value)}")
     try:
-        return parse_size_bytes(value)
+        size = parse_size_bytes(value)
     except ValueError as exc:
         raise fail(str(exc)) from None
+    if size.bit_length() > 63:
+        raise fail(f"expected a size below 8 EiB; got {shown(value)}")
+    return size
 
 
 _DURATION_SCHEMA = {"anyOf": [{"type": "number", "minimum": 0},
@@ -152,11 +166,14 @@ def _milliseconds(value: Any) -> float:
 # -- text ------------------------------------------------------------------------------------------------------
 def parse_text(value: Any, allow_empty: bool = False) -> str:
     """Text as written (a YAML number counts as its text); stripped; empty refused unless allowed."""
-    if isinstance(value, bool) or value is None or isinstance(value, (list, dict)):
+    # A number or a date reads as its text; anything else (`!!binary`, `!!set`, a list) would become "b'...'".
+    if isinstance(value, bool) or not isinstance(value, (str, int, float, datetime.date)):
         raise fail(f"expected text; got {shown(value)}")
     if isinstance(value, float) and not math.isfinite(value):
         raise fail(f"expected text; got {shown(value)}")
     text = (value if isinstance(value, str) else str(value)).strip()
+    if "\x00" in text:  # no path, name or command may hold one: the OS refuses it later, far from the line
+        raise fail(f"must not contain a NUL character; got {shown(text)}")
     if not text and not allow_empty:
         raise fail("must not be empty")
     return text
@@ -292,6 +309,17 @@ def parse_bootstrap(value: Any) -> str:
 
 HttpUrl = Annotated[str, BeforeValidator(parse_http_url), WithJsonSchema({"type": "string", "format": "uri"})]
 Bootstrap = Annotated[str, BeforeValidator(parse_bootstrap), WithJsonSchema({"type": "string"})]
+
+
+_ADAPTERS: dict[int, tuple[Any, TypeAdapter]] = {}
+
+
+def adapter(kind: Any) -> TypeAdapter:
+    """The TypeAdapter of a field type (`Seconds`, `Text`), built once: building one costs more than validating."""
+    cached = _ADAPTERS.get(id(kind))
+    if cached is None or cached[0] is not kind:  # the type is kept with it, so its id is never reused
+        cached = _ADAPTERS[id(kind)] = (kind, TypeAdapter(kind))
+    return cached[1]
 
 
 def markers_of(info: Any) -> list[Any]:

@@ -17,6 +17,7 @@ Example (scenario):
 from __future__ import annotations
 
 import enum
+import re
 from dataclasses import dataclass, field
 from typing import Annotated, Any, Mapping
 from urllib.parse import urlsplit
@@ -114,6 +115,14 @@ class ContainerTarget(ScenarioModel):
     name: Text | None = Field(None, description="container name")
     label: Text | None = Field(None, description="a label that finds exactly one container: key=value or key")
 
+    @field_validator("name")
+    @classmethod
+    def _docker_name(cls, value: str | None) -> str | None:
+        # Docker's own rule; the engine (and docker-py) fail on anything else in ways that name nothing.
+        if value is not None and not CONTAINER_NAME.fullmatch(value):
+            raise fail(f"expected a container name (a letter or digit, then letters, digits, _ . -); got {shown(value)}")
+        return value
+
     @model_validator(mode="before")
     @classmethod
     def _name_or_label(cls, data: Any) -> Any:
@@ -124,6 +133,8 @@ class ContainerTarget(ScenarioModel):
             raise fail(f"expected exactly one of: label, name; got: {', '.join(chosen) or 'none'}")
         return data
 
+
+CONTAINER_NAME = re.compile(r"/?[a-zA-Z0-9][a-zA-Z0-9_.-]*")
 
 ProxyServer = choice("harness", "toxiproxy")
 

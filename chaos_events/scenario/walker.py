@@ -8,10 +8,10 @@ from __future__ import annotations
 
 from typing import Any, Mapping
 
-from pydantic import BaseModel, TypeAdapter, ValidationError
+from pydantic import BaseModel, ValidationError
 
 from chaos_events.scenario.document import Document
-from chaos_events.scenario.fields import Text, markers_of, shown
+from chaos_events.scenario.fields import Text, adapter, markers_of, shown  # adapter: TypeAdapters built once
 from chaos_events.scenario.model import ProbeKind, ProbeSpec, Settings
 from chaos_events.scenario.problems import translate
 from chaos_events.scenario.safety import host_allowed
@@ -52,7 +52,7 @@ class Walker:
     def value(self, kind: Any, value: Any, path: tuple, field: str, key: str) -> Any:
         """One value of an Annotated field type (Seconds, Text, ...), or None after placing the error."""
         try:
-            return TypeAdapter(kind).validate_python(value)
+            return adapter(kind).validate_python(value)
         except ValidationError as exc:
             issue = translate(exc, None, given=value)[0]
             self.problem(path, field, f"{key!r}: {issue.message}")
