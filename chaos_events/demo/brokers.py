@@ -174,7 +174,11 @@ class ApacheBrokers:
             prefix = f"DEMO_KAFKA_BROKER_{n}_"
             out.update({prefix + "PART": part_name(n), prefix + "PIDFILE": str(self.cluster.pidfile(n)),
                         prefix + "ROUTE": part_name(n), prefix + "BOOTSTRAP": f"127.0.0.1:{self.cluster.advertised_port(n)}",
-                        prefix + "DIRECT": f"127.0.0.1:{self.cluster.ports[f'kafka_{n}']}"})
+                        prefix + "DIRECT": f"127.0.0.1:{self.cluster.ports[f'kafka_{n}']}",
+                        prefix + "REPL_PORT": str(self.cluster.ports[f"kafka_{n}_repl"]),
+                        prefix + "CONTROLLER_PORT": str(self.cluster.ports[f"kafka_{n}_controller"])})
+            if self.cluster.gid(n) is not None:     # only as root; isolate_broker is refused at preflight otherwise
+                out[prefix + "GID"] = str(self.cluster.gid(n))
         return out
 
     def to_json(self) -> dict:

@@ -12,6 +12,7 @@ static three-voter quorum, with three listeners on ports of its own:
 - REPLICATION (kafka_N_repl), the inter-broker listener: followers fetch from leaders here, never on the client
   port, so a broker can be cut off from the others (on this port) while clients still reach it.
 - CONTROLLER (kafka_N_controller): the KRaft quorum.
+As root, broker N runs with group id 64000+N (uid unchanged), which isolate_broker's iptables rules tell apart.
 `start()` formats the storage with one cluster id, starts the three JVMs, waits until each broker answers on its own
 client port and the metadata lists all three, then creates the topics (replication factor 3, min.insync.replicas 2)
 and waits for their leaders. `start_broker(n)` restarts one broker with its own properties and data (what a kill
@@ -21,6 +22,7 @@ SIGKILLs what is left after a grace, and removes the data directory.
 from __future__ import annotations
 
 import base64
+import os
 import shutil
 import signal
 import socket
@@ -46,6 +48,9 @@ RESTART_TIMEOUT_S = 60.0
 STOP_GRACE_S = 10.0         # one broker: time for a controlled shutdown (its leaderships move first)
 CLUSTER_STOP_GRACE_S = 5.0  # all brokers: the last ones cannot shut down cleanly without a quorum, and the data goes
 ADMIN_TIMEOUT_S = 2.0
+# As root, broker N runs with group id BROKER_GID_BASE + N (uid root: it still reads the jars under ~/.cache), so
+# that iptables' owner match tells its packets apart from the other brokers' (faults/kafka_isolate.py).
+BROKER_GID_BASE = 64000
 # Port keys of broker N and what each listener is for (error messages name both).
 LISTENERS = {"": "Kafka client listener", "_repl": "Kafka replication listener", "_controller": "KRaft controller listener"}
 DEFAULT_TOPIC_CONFIG = {"min.insync.replicas": "2"}
@@ -297,8 +302,13 @@ class KafkaCluster:
         if failures:
             raise ClusterError("kafka storage format failed: " + "; ".join(failures))
 
+    def gid(self, n: int) -> int | None:
+        """Broker n's own group id as root (isolate_broker tells its packets apart by it); None otherwise."""
+        return BROKER_GID_BASE + n if os.geteuid() == 0 else None
+
     def _launch(self, n: int) -> None:
-        self._procs[n] = procs.launch(part_name(n), self.argv(n), self.log_path(n), self.pidfile(n), self.directory)
+        self._procs[n] = procs.launch(part_name(n), self.argv(n), self.log_path(n), self.pidfile(n), self.directory,
+                                      gid=self.gid(n))
 
     def _wait_ready(self, numbers, timeout_s: float) -> None:
         """Until each broker answers an ApiVersions request on its own client port. A KRaft broker enables request

@@ -92,14 +92,16 @@ def running_pid(pidfile: Path, argv: list[str]) -> int | None:
 
 
 # -- start, wait, stop -------------------------------------------------------------------------------------
-def launch(name: str, argv: list[str], log_path: Path, pidfile: Path, cwd: Path, env: dict[str, str] | None = None) -> subprocess.Popen:
-    """Start `argv` detached in its own session, output appended to `log_path`, pid written to `pidfile`."""
+def launch(name: str, argv: list[str], log_path: Path, pidfile: Path, cwd: Path, env: dict[str, str] | None = None,
+           gid: int | None = None) -> subprocess.Popen:
+    """Start `argv` detached in its own session, output appended to `log_path`, pid written to `pidfile`; with `gid`,
+    as that group only (no supplementary groups; the uid stays)."""
     log_path.parent.mkdir(parents=True, exist_ok=True)
     with open(log_path, "ab") as log:
         log.write(f"--- start {name} at {time.strftime('%Y-%m-%dT%H:%M:%S')}: {' '.join(argv)}\n".encode())
         log.flush()
         proc = subprocess.Popen(argv, cwd=cwd, env=env, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
-                                start_new_session=True)
+                                start_new_session=True, **({"group": gid, "extra_groups": []} if gid is not None else {}))
     write_pidfile(pidfile, proc.pid)
     return proc
 

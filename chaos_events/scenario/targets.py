@@ -28,6 +28,7 @@ from pydantic_core import PydanticCustomError
 from chaos_events.scenario.fields import (
     Bootstrap, Command, HttpUrl, ScenarioModel, Text, WholeNumber, choice, fail, parse_text, shown, split_address,
 )
+from chaos_events.scenario.broker_fields import Gid, Port, isolation_fields
 from chaos_events.scenario.safety import is_loopback
 
 
@@ -298,19 +299,36 @@ def exactly_one_key(data: Any, keys: tuple[str, ...]) -> Any:
     return data
 
 
+BROKER_KINDS = ("process", "container")
+BROKER_KEYS = (*BROKER_KINDS, "gid", "inter_broker_ports")
+
+
+def _one_broker_kind(data: dict) -> dict:
+    known_keys(data, BROKER_KEYS)
+    exactly_one_key({k: v for k, v in data.items() if k in BROKER_KINDS}, BROKER_KINDS)
+    return data
+
+
 class BrokerService(ScenarioModel):
     """How the harness reaches one broker: as a local process or as a Docker container (the same models as the
-    `process` and `container` target kinds)."""
+    `process` and `container` target kinds). `gid` and `inter_broker_ports` are for isolate_broker
+    (faults/kafka_isolate.py): the group id the broker's process runs with, and its replication and controller ports.
+    Example: {process: {pidfile: .run/kafka-0.pid}, gid: 64000, inter_broker_ports: [19093, 19094]}
+    """
 
     process: ProcessTarget | None = Field(None, description="the broker is a local process")
     container: ContainerTarget | None = Field(None, description="the broker is a Docker container")
+    gid: Gid | None = Field(None, description="the group id the broker's process runs with, its own "
+                                                            "(isolate_broker tells its packets by it)")
+    inter_broker_ports: list[Port] | None = Field(None, min_length=1, description="the broker's replication and "
+                                                  "controller listener ports (what isolate_broker cuts)")
 
     @model_validator(mode="before")
     @classmethod
     def _one_kind(cls, data: Any) -> Any:
         if not isinstance(data, dict):
             raise fail(f"expected a mapping with one target kind: process, container; got {shown(data)}")
-        return exactly_one_key(data, ("process", "container"))
+        return _one_broker_kind(data)
 
     def target(self, cluster: str, broker_id: int) -> Target:
         """The broker as a target of its own, named `cluster/broker-N` in logs and errors."""
@@ -342,7 +360,7 @@ class KafkaClusterTarget(ScenarioModel):
                 raise fail(f"broker {broker_id}: expected a mapping with one target kind: process, container; "
                            f"got {shown(entry)}")
             try:
-                exactly_one_key(entry, ("process", "container"))
+                isolation_fields(_one_broker_kind(entry))
             except PydanticCustomError as exc:
                 raise fail(f"broker {broker_id}: {exc.context['message']}") from None
             out[broker_id] = entry

@@ -30,7 +30,7 @@ import pytest
 from chaos_events.errors import ChaosError
 from chaos_events.faults.base import Fault, FaultContext, build_params, fault_type, known_fault_types
 from chaos_events.scenario.model import Target, TargetKind
-from tests.helpers import free_port, require_docker
+from tests.helpers import free_port, require, require_docker
 
 EXAMPLE_PARAMS: dict[str, dict[str, Any]] = {
     "bad_payloads": {"rate_per_s": 1},
@@ -42,6 +42,7 @@ EXAMPLE_PARAMS: dict[str, dict[str, Any]] = {
     "limit_data": {"limit_bytes": 1000},
     "loss": {"probability": 0.5},
     "memory_pressure": {"size_bytes": "8MiB"},
+    "isolate_broker": {"broker": {"id": 0}},
     "poison_messages": {"rate_per_s": 5},
     "pool_exhaustion": {"connections": 2},
     "restart": {"timeout_s": 2},
@@ -51,9 +52,10 @@ EXAMPLE_PARAMS: dict[str, dict[str, Any]] = {
     "throttle": {"cpus": 0.5, "memory_bytes": "64MiB"},
 }
 KIND_PREFERENCE = [TargetKind.PROCESS, TargetKind.HOST, TargetKind.DIRECTORY, TargetKind.PROXY, TargetKind.ENDPOINT,
-                   TargetKind.KAFKA, TargetKind.CONTAINER]
+                   TargetKind.KAFKA, TargetKind.CONTAINER, TargetKind.KAFKA_CLUSTER]
 SLEEP_ARGV = ["sleep", "987"]          # an uncommon argv: the cleanup only ends processes that show exactly this
 IMAGE = "chaos-events-contract:busybox"
+CONTRACT_GID_BASE = 64900              # the stand-in brokers' own group ids (not the demo cluster's 64000+)
 
 
 def contract_types() -> list[str]:
@@ -186,6 +188,23 @@ class Targets:
         self.cleanups.append(lambda: subprocess.run(["docker", "rm", "-f", name], capture_output=True))
         return Target("box", TargetKind.CONTAINER, {"name": name})
 
+    def kafka_cluster(self, running: bool = True) -> Target:
+        """Two brokers stood in for by sleeps, each with a group id of its own (isolate_broker needs root and iptables;
+        an `{id: N}` role needs no admin API, so the bootstrap is never asked)."""
+        from chaos_events.backends import iptables
+
+        why = iptables.usable()
+        require("iptables", why is None, why or "")
+        brokers = {}
+        for n in (0, 1):
+            self._n += 1
+            pidfile = self.base / f"kafka{self._n}.pid"
+            gid = CONTRACT_GID_BASE + n
+            if running:
+                pidfile.write_text(f"{self._start(SLEEP_ARGV, group=gid, extra_groups=[]).pid}\n")
+            brokers[n] = {"process": {"pidfile": str(pidfile)}, "gid": gid, "inter_broker_ports": [free_port(), free_port()]}
+        return Target("cluster", TargetKind.KAFKA_CLUSTER, {"bootstrap": "127.0.0.1:1", "brokers": brokers})
+
     def broken(self, kind: TargetKind) -> Target | None:
         """A target of `kind` that an inject cannot reach; None when the kind cannot be broken (host)."""
         if kind is TargetKind.PROCESS:
@@ -196,6 +215,8 @@ class Targets:
             return Target("gone", TargetKind.CONTAINER, {"name": "chaos-events-no-such-container"})
         if kind is TargetKind.PROXY:
             return Target("gone", TargetKind.PROXY, {"name": "no-such-route", "control": self.make(TargetKind.PROXY, "").spec.control})
+        if kind is TargetKind.KAFKA_CLUSTER:
+            return self.kafka_cluster(running=False)
         if kind is TargetKind.DIRECTORY:
             return Target("gone", TargetKind.DIRECTORY, {"path": str(self.base / "no-such-dir")})
         if kind is TargetKind.ENDPOINT:

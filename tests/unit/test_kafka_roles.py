@@ -108,7 +108,7 @@ BROKER_MAP_CASES = {
         "x.yml:7 targets.cluster (kafka_cluster): 'brokers': broker 0: expected exactly one of: process, container; "
         "got: process, container"]),
     "unknown kind": ("\n        0: {vm: {name: k0}}\n", [
-        "x.yml:7 targets.cluster (kafka_cluster): 'brokers': broker 0: unknown key 'vm'; expected one of: container, process"]),
+        "x.yml:7 targets.cluster (kafka_cluster): 'brokers': broker 0: unknown key 'vm'; expected one of: container, gid, inter_broker_ports, process"]),
 }
 
 
