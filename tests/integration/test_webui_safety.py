@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import os
 import socket
+import subprocess
 import urllib.error
 import urllib.parse
 import urllib.request
@@ -20,7 +21,7 @@ import pytest
 
 from chaos_events.backends.process import wait_until as poll
 from chaos_events.errors import ExitCode
-from tests.helpers import free_port
+from tests.helpers import VENV_BIN, free_port, stop_group
 from tests.integration.test_webui import chromium  # noqa: F401  (the headless Chromium fixture)
 
 EVIL = "http://evil.example"
@@ -83,6 +84,21 @@ def test_the_web_ui_listens_on_loopback_unless_web_host_is_given(scene):
     assert web_ui == {("127.0.0.1", port)}, f"the web UI listens on {web_ui}"
     assert (f"chaos-events: the web UI listens on 127.0.0.1 only: http://127.0.0.1:{port} "
             "(give --web-host to choose another address)") in scene.output()
+
+
+def test_the_exporter_and_the_proxy_control_api_listen_on_loopback_by_default(scene):
+    """Neither --chaos-metrics-host nor the proxy's -host is given: both must bind 127.0.0.1, not all interfaces."""
+    metrics_port, control_port = free_port(), free_port()
+    proc = scene.start(scene.args("30s", "--chaos-metrics-port", str(metrics_port)))  # the last value wins
+    proxy = subprocess.Popen([str(VENV_BIN / "chaos-events"), "proxy", "-port", str(control_port)],
+                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    try:
+        assert poll(lambda: any(p == metrics_port for _, p in listening_sockets(proc.pid)), 30), scene.output()[-4000:]
+        assert poll(lambda: any(p == control_port for _, p in listening_sockets(proxy.pid)), 30)
+        assert {a for a, p in listening_sockets(proc.pid) if p == metrics_port} == {"127.0.0.1"}
+        assert {a for a, p in listening_sockets(proxy.pid) if p == control_port} == {"127.0.0.1"}
+    finally:
+        stop_group(proxy)
 
 
 @pytest.mark.parametrize("given", ["command line", "environment", "locust.conf"])
