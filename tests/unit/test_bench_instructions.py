@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from bench.harness_instructions import callgrind_total, per_request, printed_request_count
+from bench.harness_instructions import callgrind_total, per_request, printed_request_count, result
 
 CALLGRIND_OUT = """\
 # callgrind format
@@ -54,3 +54,15 @@ def test_printed_request_count_takes_the_request_table_row():
     assert printed_request_count(LOCUST_SUMMARY) == 1500
     with pytest.raises(ValueError, match="Aggregated"):
         printed_request_count("chaos verdict: FAIL (exit code 6)\n")
+
+
+def test_result_is_the_ratio_of_per_request_counts_and_fails_a_harness_adding_five_percent():
+    counts = {"plain": {1000: [2_600_000_000, 2_600_000_010], 7000: [6_200_000_000, 6_200_000_010]},
+              "harness": {1000: [4_400_000_000, 4_400_000_000], 7000: [8_180_000_000, 8_180_000_000]}}
+    got = result(counts, 1000, 7000)
+    assert got["details"]["plain_instr_per_req"] == 600_000
+    assert got["details"]["harness_instr_per_req"] == 630_000
+    assert got["details"]["harness_added_instr_per_req"] == 30_000
+    assert got["details"]["instr_per_req_per_repeat"] == {"plain": [600_000, 600_000], "harness": [630_000, 630_000]}
+    assert got["value"] == round(600_000 / 630_000, 4) and got["passed"] is False
+    assert "30,000 instructions per request (+5.0%)" in got["limited_by"]
