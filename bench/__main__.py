@@ -14,8 +14,8 @@ import traceback
 from .common import RESULTS_DIR, error_result, machine_info, markdown_table, validate_result, write_json
 
 # In run order: the cheap in-process ones first, so a broken environment shows up late and costs little.
-BENCHMARKS = ("ledger_memory", "proxy", "kafka_user", "harness_overhead", "fault_timing", "revert_latency",
-              "exporter_scrape", "phase_edges", "scale")
+BENCHMARKS = ("ledger_memory", "proxy", "kafka_user", "harness_overhead", "harness_instructions", "fault_timing",
+              "revert_latency", "exporter_scrape", "phase_edges", "scale")
 
 
 def load(name: str):

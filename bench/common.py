@@ -371,10 +371,13 @@ def sleeper(d: Path) -> Iterator[tuple[subprocess.Popen, Path]]:
         stop(proc)
 
 
-def scenario_yaml(name: str, pidfile: Path, probe_url: str, faults: Sequence[tuple[float, float]]) -> str:
-    """A scenario with one process target (the sleeper), an HTTP probe every 1 s, pause faults at (at_s, for_s)."""
-    lines = [f"name: {name}", "targets:", f"  sleeper: {{process: {{pidfile: \"{pidfile}\"}}}}", "probes:",
-             f"  target: {{http: {{url: \"{probe_url}\", every: 1s}}}}", "faults:"]
+def scenario_yaml(name: str, pidfile: Path, probe_url: str | None, faults: Sequence[tuple[float, float]]) -> str:
+    """A scenario with one process target (the sleeper), an HTTP probe every 1 s (none when probe_url is None),
+    pause faults at (at_s, for_s)."""
+    lines = [f"name: {name}", "targets:", f"  sleeper: {{process: {{pidfile: \"{pidfile}\"}}}}"]
+    if probe_url is not None:
+        lines += ["probes:", f"  target: {{http: {{url: \"{probe_url}\", every: 1s}}}}"]
+    lines.append("faults:")
     for at_s, for_s in faults:
         lines.append(f"  - {{at: {at_s * 1000:.0f}ms, for: {for_s * 1000:.0f}ms, fault: pause, target: sleeper}}")
     lines += ["slos:", "  - {name: errors, metric: error_rate, max: 100%}"]
