@@ -80,7 +80,7 @@ class Chromium:
         self.call("Page.navigate", url=url)
         wait_for(lambda: self.js("document.readyState") == "complete", 20, f"{url} to load")
 
-    def click_button(self, text: str, timeout_s: float = 20) -> None:
+    def click_button(self, text: str, timeout_s: float = 45) -> None:  # React draws late on a busy machine
         """Click the first button (or tab) whose visible text is `text`, once React has drawn it, as a user would."""
         script = f"""(() => {{
             const el = [...document.querySelectorAll('button, [role=tab]')].find(e => e.textContent.trim() === {json.dumps(text)});
