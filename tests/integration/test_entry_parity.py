@@ -1,6 +1,6 @@
 """The three ways in agree on a bad scenario: `chaos-events validate`, `chaos-events dry-run` and Locust's
 `--chaos-plan` give the same exit code and the same first error line, for real scenarios with one hostile change
-(tests/scenario_mutations.py, 40 cases with a fixed seed).
+(tests/scenario_mutations.py, 20 cases with a fixed seed).
 
 A case that is a valid plan is not given to Locust (it would start load): there validate and dry-run must agree with
 each other, and without the target check both must pass.
@@ -76,7 +76,7 @@ def _first_error(stderr: str, locust: bool = False) -> str:
 
 
 @pytest.mark.slow   # about 80-100 s: three processes per case
-@settings(max_examples=40, derandomize=True, database=None, deadline=None, phases=[Phase.explicit, Phase.generate],
+@settings(max_examples=20, derandomize=True, database=None, deadline=None, phases=[Phase.explicit, Phase.generate],
           suppress_health_check=list(HealthCheck))
 @given(mutated_files())
 def test_validate_dry_run_and_locust_agree_on_a_hostile_scenario(case):
