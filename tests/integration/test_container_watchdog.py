@@ -83,7 +83,8 @@ def test_docker_kill_of_the_master_unpauses_the_container_it_paused(containers, 
         assert wait_until(lambda: state(victim) == "running", REVERT_DEADLINE_S, 0.05), (
             f"{victim} is still {state(victim)} {REVERT_DEADLINE_S:g} s after the master was killed:\n{log.read_text()}")
         assert wait_until(lambda: read_journal(journal_path)["entries"] == {}, 5, 0.1)
-        assert "reverted 1 fault(s), 0 failed" in log.read_text()
+        # The journal is emptied before the summary line is printed: wait for the line, not just the journal.
+        assert wait_until(lambda: "reverted 1 fault(s), 0 failed" in log.read_text(), 5, 0.1), log.read_text()
         assert watchdog.poll() is None  # it keeps watching: the stack may start another master
     finally:
         if watchdog.poll() is None:
