@@ -84,17 +84,17 @@ def alerts_fired(spec: SloSpec, run: Judging) -> SloResult:
     names = [p.probe] if p.probe else _alert_probe_names(run)
     shown = {"expected": expected, "fired": [], "alerts": [], "within_s": p.within_s, "probes": names}
     if not names:
-        return not_verifiable(spec, "no Prometheus configured: the plan has no prometheus_alerts probe", "alerts", shown)
+        return not_verifiable(spec, "no Prometheus configured: the plan has no prometheus_alerts probe", "alerts missing", shown)
     samples = sorted((s for s in run.record.probes if s.probe in names), key=lambda s: s.t)
     if not samples:
-        return not_verifiable(spec, f"no Prometheus configured: probe {', '.join(names)} has no samples", "alerts", shown)
+        return not_verifiable(spec, f"no Prometheus configured: probe {', '.join(names)} has no samples", "alerts missing", shown)
     if all(s.healthy is None for s in samples):
         why = next((str(s.detail.get("error")) for s in samples if (s.detail or {}).get("error")), "")
         reason = "no Prometheus configured" + (f" ({why})" if why and why != "no Prometheus configured" else "")
-        return not_verifiable(spec, reason, "alerts", shown)
+        return not_verifiable(spec, reason, "alerts missing", shown)
     occurrences, why_none = real_occurrences(run)
     if not occurrences:
-        return not_verifiable(spec, f"{why_none}, so no alert was expected to fire", "alerts", shown)
+        return not_verifiable(spec, f"{why_none}, so no alert was expected to fire", "alerts missing", shown)
     fired_any = sorted({n for s in samples for n in firing(s)})
     per_alert, missing = [], []
     for alert in expected:
@@ -121,9 +121,9 @@ def alerts_fired(spec: SloSpec, run: Judging) -> SloResult:
             problems.append(problem)
     value = float(len(missing))
     if problems:
-        return result(spec, SloStatus.FAIL, value, 0.0, "alerts", "; ".join(problems) + silent_note, details)
+        return result(spec, SloStatus.FAIL, value, 0.0, "alerts missing", "; ".join(problems) + silent_note, details)
     fired_words = ", ".join(f"{a['alert']} after {secs(a['after_s'])}" for a in per_alert)
-    return result(spec, SloStatus.PASS, value, 0.0, "alerts",
+    return result(spec, SloStatus.PASS, value, 0.0, "alerts missing",
                   f"all {len(expected)} expected alerts fired {window_words} ({fired_words}){silent_note}", details)
 
 
