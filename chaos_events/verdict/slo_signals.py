@@ -77,6 +77,10 @@ def _silent_failure(p: AlertsFiredParams, run: Judging, samples: list, fired_any
     return entry, problem, ""
 
 
+# The value of alerts_fired: how many expected alerts did not fire ("0 alerts missing" is a pass).
+MISSING_ALERTS = "alerts missing"
+
+
 @metric(SloMetric.ALERTS_FIRED, AlertsFiredParams, "the expected Prometheus alerts fired during each fault")
 def alerts_fired(spec: SloSpec, run: Judging) -> SloResult:
     p: AlertsFiredParams = spec.params
@@ -84,17 +88,17 @@ def alerts_fired(spec: SloSpec, run: Judging) -> SloResult:
     names = [p.probe] if p.probe else _alert_probe_names(run)
     shown = {"expected": expected, "fired": [], "alerts": [], "within_s": p.within_s, "probes": names}
     if not names:
-        return not_verifiable(spec, "no Prometheus configured: the plan has no prometheus_alerts probe", "alerts missing", shown)
+        return not_verifiable(spec, "no Prometheus configured: the plan has no prometheus_alerts probe", MISSING_ALERTS, shown)
     samples = sorted((s for s in run.record.probes if s.probe in names), key=lambda s: s.t)
     if not samples:
-        return not_verifiable(spec, f"no Prometheus configured: probe {', '.join(names)} has no samples", "alerts missing", shown)
+        return not_verifiable(spec, f"no Prometheus configured: probe {', '.join(names)} has no samples", MISSING_ALERTS, shown)
     if all(s.healthy is None for s in samples):
         why = next((str(s.detail.get("error")) for s in samples if (s.detail or {}).get("error")), "")
         reason = "no Prometheus configured" + (f" ({why})" if why and why != "no Prometheus configured" else "")
-        return not_verifiable(spec, reason, "alerts missing", shown)
+        return not_verifiable(spec, reason, MISSING_ALERTS, shown)
     occurrences, why_none = real_occurrences(run)
     if not occurrences:
-        return not_verifiable(spec, f"{why_none}, so no alert was expected to fire", "alerts missing", shown)
+        return not_verifiable(spec, f"{why_none}, so no alert was expected to fire", MISSING_ALERTS, shown)
     fired_any = sorted({n for s in samples for n in firing(s)})
     per_alert, missing = [], []
     for alert in expected:
@@ -121,9 +125,9 @@ def alerts_fired(spec: SloSpec, run: Judging) -> SloResult:
             problems.append(problem)
     value = float(len(missing))
     if problems:
-        return result(spec, SloStatus.FAIL, value, 0.0, "alerts missing", "; ".join(problems) + silent_note, details)
+        return result(spec, SloStatus.FAIL, value, 0.0, MISSING_ALERTS, "; ".join(problems) + silent_note, details)
     fired_words = ", ".join(f"{a['alert']} after {secs(a['after_s'])}" for a in per_alert)
-    return result(spec, SloStatus.PASS, value, 0.0, "alerts missing",
+    return result(spec, SloStatus.PASS, value, 0.0, MISSING_ALERTS,
                   f"all {len(expected)} expected alerts fired {window_words} ({fired_words}){silent_note}", details)
 
 
