@@ -220,7 +220,8 @@ def test_docker_kill_of_the_master_mid_pause_is_reverted_by_the_watchdog(stack):
         f"{stack.logs('watchdog')}")
     # The consumer runs again before the watchdog prints its summary line: wait for the line too.
     assert wait_until(lambda: "reverted 1 fault(s), 0 failed" in stack.logs("watchdog"), 10, 0.2), stack.logs("watchdog")
-    assert re.search(r"locust-master is exited", stack.logs("watchdog")), stack.logs("watchdog")
+    watchdog_log = stack.logs("watchdog")
+    assert re.search(r"locust-master is exited", watchdog_log), watchdog_log
     assert stack.state("watchdog") == "running"
 
 

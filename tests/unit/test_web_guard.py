@@ -23,8 +23,10 @@ def test_loopback_hosts(host):
     assert is_loopback_host(host) is True
 
 
-@pytest.mark.parametrize("host", ["0.0.0.0", "", "*", "::", "[::]", "10.0.0.1", "192.168.1.5", "128.0.0.1",
-                                  "example.com", "localhost.example.com", "::ffff:10.0.0.1"])
+# Strings for the classifier only: nothing here binds or connects. The non-loopback examples are documentation
+# addresses (RFC 5737), which no network routes; 128.0.0.1 is the first address past 127.0.0.0/8.
+@pytest.mark.parametrize("host", ["0.0.0.0", "", "*", "::", "[::]", "192.0.2.1", "198.51.100.5", "128.0.0.1",
+                                  "example.com", "localhost.example.com", "::ffff:192.0.2.1"])
 def test_not_loopback_hosts(host):
     assert is_loopback_host(host) is False
 
@@ -35,7 +37,7 @@ def test_a_non_loopback_web_host_without_login_is_refused_in_one_line():
         "--web-login; add --web-login (and a login_manager.user_loader in the locustfile) or use --web-host 127.0.0.1")
     assert web_host_refusal("*", web_login=False).startswith("--web-host * (all interfaces): ")
     assert web_host_refusal("", web_login=False).startswith("--web-host '' (all interfaces): ")
-    assert "\n" not in web_host_refusal("10.1.2.3", web_login=False)
+    assert "\n" not in web_host_refusal("203.0.113.3", web_login=False)
 
 
 def test_loopback_or_login_is_accepted():
@@ -170,7 +172,7 @@ def test_web_host_given_in_the_environment(locust_parser, monkeypatch):
 
 
 def test_web_host_given_in_locust_conf(locust_parser, tmp_path):
-    Path("locust.conf").write_text("web-host = 10.0.0.1\n")
+    Path("locust.conf").write_text("web-host = 192.0.2.1\n")
     assert web_host_given(locust_parser, []) is True
     Path("locust.conf").write_text("web-port = 8090\n")
     assert web_host_given(locust_parser, []) is False
